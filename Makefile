@@ -1,0 +1,26 @@
+# Two targets a fresh machine needs: `make study` (the main job) and `make test`.
+# Both create and fill the local virtual environment .venv on first use and reuse it afterwards.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?= cpu
+
+.PHONY: study test install clean-venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[notebooks,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+study: $(STAMP)
+	$(BIN)/fakd study --profile $(PROFILE)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q
+
+clean-venv:
+	rm -rf $(VENV)
