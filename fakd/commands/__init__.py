@@ -1,0 +1,1 @@
+"""Sub-commands of the ``fakd`` CLI, one module each (see ``fakd.cli.COMMAND_MODULES``)."""

@@ -1,0 +1,29 @@
+"""Arguments shared by several sub-commands, so every command spells them the same way."""
+
+import argparse
+
+
+def add_data_root_argument(parser: argparse.ArgumentParser) -> None:
+    """``--data-root``: folder of ``<Set>/HR``; default ``$FAKD_DATA_ROOT``, else the embedded sets."""
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        help="folder holding <Set>/HR/*.png (default: $FAKD_DATA_ROOT, else the embedded "
+        "scikit-image photographs: sets skimage-train and skimage-test)",
+    )
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device``: auto (CUDA when available), cpu, cuda, cuda:N."""
+    parser.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda[:N]")
+
+
+def positive_int(text: str) -> int:
+    """argparse type for a whole number ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {value}")
+    return value
