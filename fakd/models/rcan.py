@@ -1,0 +1,102 @@
+"""RCAN (Zhang et al., ECCV 2018) in the layout of the official code, with named tap points.
+
+Layout: ``sub_mean`` → ``head`` (conv) → ``body`` (residual groups ``body.0`` … ``body.{G-1}``)
+→ ``body_tail`` (conv) + long skip → ``tail`` (upsampler, conv) → ``add_mean``. The official code
+keeps the body's last conv inside ``body``; here it is ``body_tail`` so every group and that conv
+are separate hook points. Parameter counts equal the official model's.
+"""
+
+import torch
+from torch import nn
+
+from fakd.models.common import (
+    ChannelAttention,
+    MeanShift,
+    TapPoints,
+    Upsampler,
+    check_positive_int,
+    check_scale,
+    conv3x3,
+)
+
+
+class RCAB(nn.Module):
+    """Residual channel-attention block: x + CA(conv(ReLU(conv(x))))."""
+
+    def __init__(self, *, n_feats: int, reduction: int = 16):
+        super().__init__()
+        self.body = nn.Sequential(
+            conv3x3(n_feats, n_feats),
+            nn.ReLU(inplace=True),
+            conv3x3(n_feats, n_feats),
+            ChannelAttention(n_feats=n_feats, reduction=reduction),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResidualGroup(nn.Module):
+    """``n_resblocks`` RCABs then a conv, with a skip over the whole group."""
+
+    def __init__(self, *, n_feats: int, n_resblocks: int, reduction: int = 16):
+        super().__init__()
+        blocks = [RCAB(n_feats=n_feats, reduction=reduction) for _ in range(n_resblocks)]
+        self.body = nn.Sequential(*blocks, conv3x3(n_feats, n_feats))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def rcan_default_taps(n_resgroups: int) -> list[str]:
+    """The paper's taps: after residual groups 3 and 7 of 10, and after ``body_tail``.
+
+    For G groups the positions keep their relative depth: 1-based groups round(0.3·G) and
+    round(0.7·G) (halves round up, at least group 1, duplicates dropped). G = 10 → body.2, body.6.
+    """
+    groups = sorted({max(1, int(fraction * n_resgroups + 0.5)) for fraction in (0.3, 0.7)})
+    return [f"body.{group - 1}" for group in groups] + ["body_tail"]
+
+
+class RCAN(TapPoints, nn.Module):
+    """Residual channel-attention network; takes RGB in [0, 1], returns SR roughly in [0, 1]."""
+
+    def __init__(
+        self,
+        *,
+        scale: int,
+        n_resgroups: int,
+        n_resblocks: int,
+        n_feats: int,
+        reduction: int = 16,
+        n_colors: int = 3,
+        rgb_range: float = 1.0,
+    ):
+        super().__init__()
+        self.scale = check_scale(scale)
+        for name, value in (("n_resgroups", n_resgroups), ("n_resblocks", n_resblocks),
+                            ("n_feats", n_feats), ("reduction", reduction), ("n_colors", n_colors)):
+            check_positive_int(name, value)
+        self.config = {
+            "arch": "rcan", "scale": self.scale, "n_resgroups": n_resgroups,
+            "n_resblocks": n_resblocks, "n_feats": n_feats, "reduction": reduction,
+            "n_colors": n_colors, "rgb_range": rgb_range,
+        }
+        self.default_taps = rcan_default_taps(n_resgroups)
+
+        self.sub_mean = MeanShift(rgb_range=rgb_range, sign=-1, n_colors=n_colors)
+        self.head = conv3x3(n_colors, n_feats)
+        self.body = nn.Sequential(*(
+            ResidualGroup(n_feats=n_feats, n_resblocks=n_resblocks, reduction=reduction)
+            for _ in range(n_resgroups)
+        ))
+        self.body_tail = conv3x3(n_feats, n_feats)
+        self.tail = nn.Sequential(
+            Upsampler(scale=self.scale, n_feats=n_feats), conv3x3(n_feats, n_colors)
+        )
+        self.add_mean = MeanShift(rgb_range=rgb_range, sign=+1, n_colors=n_colors)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(self.sub_mean(x))
+        features = self.body_tail(self.body(x)) + x
+        return self.add_mean(self.tail(features))
