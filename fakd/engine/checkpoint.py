@@ -1,0 +1,179 @@
+"""Checkpoints: atomic writes, safe loading, and models rebuilt from what a checkpoint records.
+
+A checkpoint is a plain dict that ``torch.load(weights_only=True)`` accepts (tensors, numbers,
+strings, lists, dicts) — never pickled objects:
+
+    format, version       "fakd-checkpoint", 1
+    model_config          ``model.config`` (enough to rebuild the network)
+    model_name            a human name (preset, or "<role> <run name>") used in tables
+    model_state           ``state_dict`` of the network
+    iteration             number of finished training iterations
+    role                  teacher | student | distill
+    run_config            the resolved RunConfig as a dict (optional)
+    optimizer_state, scheduler_state, rng_state, best_val_psnr, best_iteration   (training state;
+                          absent in a model-only checkpoint such as best.pt)
+
+Writes go to a temporary file in the same folder, are flushed and fsync'ed, then ``os.replace``d
+over the target, so a process killed at any moment leaves either the old or the new file whole.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fakd.errors import FakdError
+
+CHECKPOINT_FORMAT = "fakd-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
+    """Write ``payload`` (plus format/version) to ``path`` atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **payload}
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(payload, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+    return path
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a fakd checkpoint with ``weights_only=True``; a missing/corrupt/foreign file → FakdError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FakdError(f"checkpoint {str(path)!r} not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises many types for truncated or foreign files
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise FakdError(f"checkpoint {str(path)!r} is unreadable ({reason[:160]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise FakdError(f"{str(path)!r} is not a fakd checkpoint (no '{CHECKPOINT_FORMAT}' header)")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise FakdError(
+            f"checkpoint {str(path)!r} has format version {payload.get('version')!r}; "
+            f"this fakd reads version {CHECKPOINT_VERSION}"
+        )
+    for key in ("model_config", "model_state"):
+        if key not in payload:
+            raise FakdError(f"checkpoint {str(path)!r} lacks {key!r}")
+    return payload
+
+
+def build_model_from_checkpoint(payload: dict[str, Any], *, source: str = "checkpoint") -> nn.Module:
+    """Rebuild the network recorded in ``payload`` and load its weights (strict)."""
+    from fakd.models import build_model_from_config
+
+    try:
+        model = build_model_from_config(dict(payload["model_config"]))
+    except FakdError as error:
+        raise FakdError(f"{source}: cannot rebuild its model ({error})") from None
+    try:
+        model.load_state_dict(payload["model_state"], strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        detail = first[1].strip() if len(first) > 1 else first[0]
+        raise FakdError(f"{source}: weights do not fit the recorded architecture ({detail[:160]})") from None
+    return model
+
+
+def load_model_from_checkpoint(
+    path: str | Path,
+    device: str | torch.device | None = None,
+    *,
+    scale: int | None = None,
+    arch: str | None = None,
+) -> nn.Module:
+    """The model stored in checkpoint ``path``, in eval mode on ``device`` (default CPU).
+
+    ``scale``/``arch``, when given, must match the checkpoint's (otherwise a FakdError says which
+    scale/architecture it holds). The model gets ``checkpoint_name`` (for tables) and
+    ``checkpoint_path`` attributes.
+    """
+    payload = load_checkpoint(path)
+    config = payload["model_config"]
+    if scale is not None and int(config.get("scale", -1)) != int(scale):
+        raise FakdError(f"checkpoint {str(path)!r} is a ×{config.get('scale')} model, but ×{scale} was asked for")
+    if arch is not None and config.get("arch") != arch:
+        raise FakdError(f"checkpoint {str(path)!r} holds a {config.get('arch')} model, expected {arch}")
+    model = build_model_from_checkpoint(payload, source=f"checkpoint {str(path)!r}")
+    model.checkpoint_name = str(payload.get("model_name") or Path(path).stem)
+    model.checkpoint_path = str(path)
+    model.eval()
+    return model.to(torch.device("cpu") if device is None else torch.device(device))
+
+
+# ---------------------------------------------------------------------------------------------
+# Random-number generator states (so a resumed run continues every stream where it stopped)
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Torch (CPU and CUDA), NumPy and Python RNG states as weights_only-loadable values."""
+    bit_generator, keys, position, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "bit_generator": bit_generator,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": _python_state_to_plain(random.getstate()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    torch.set_rng_state(state["torch"])
+    numpy_state = state["numpy"]
+    np.random.set_state((
+        numpy_state["bit_generator"],
+        numpy_state["keys"].numpy().astype(np.uint32),
+        numpy_state["position"],
+        numpy_state["has_gauss"],
+        numpy_state["cached_gaussian"],
+    ))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _python_state_to_plain(state: tuple) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]

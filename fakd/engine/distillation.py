@@ -1,0 +1,70 @@
+"""From a run's ``distill`` settings to a ``DistillationObjective`` for a student/teacher pair.
+
+Method names (``distill.methods``, combinations allowed):
+
+- ``none``: the student alone, L1 to HR (α = 0, teacher never run); cannot be combined.
+- ``kd``: output distillation, ``(1 − α)·L1(SR, HR) + α·L1(SR, SR_teacher)``.
+- ``fakd``, ``fitnet``, ``at``, ``fsp``, ``ca``: feature terms added to the ``kd`` loss above (the
+  paper's FAKD = kd + 10 · affinity term). So ``--method fakd`` and ``--method fakd --method kd``
+  are the same objective; set ``distill.alpha=0`` for feature terms without output KD.
+
+Each feature term uses ``distill.weights[method]``, else :data:`DEFAULT_WEIGHTS`; tap lists default
+to each model's ``default_taps`` (the paper's positions), paired one to one.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from fakd.distill import FEATURE_LOSSES, KNOWN_METHODS, DistillationObjective
+from fakd.engine.config import DistillSettings
+from fakd.errors import FakdError
+from fakd.models import resolve_taps
+
+# Weights used when a run gives none: FAKD's from the paper; the others put each loss at a scale
+# comparable to the L1 terms at start (AT's 1000 is Zagoruyko & Komodakis' beta).
+DEFAULT_WEIGHTS = {"fakd": 10.0, "ca": 10.0, "fitnet": 1.0, "at": 1000.0, "fsp": 1.0}
+
+
+def check_methods(methods: list[str]) -> list[str]:
+    """Unique method names in order; unknown names or ``none`` mixed with others → FakdError."""
+    if not methods:
+        raise FakdError(f"no distillation method given: use one or more of {', '.join(KNOWN_METHODS)}")
+    unknown = [name for name in methods if name not in KNOWN_METHODS]
+    if unknown:
+        raise FakdError(f"unknown distillation method(s) {unknown}: use {', '.join(KNOWN_METHODS)}")
+    methods = list(dict.fromkeys(methods))
+    if "none" in methods and len(methods) > 1:
+        raise FakdError("method 'none' (no distillation) cannot be combined with other methods")
+    return methods
+
+
+def build_objective(settings: DistillSettings, *, student: nn.Module, teacher: nn.Module | None) -> DistillationObjective:
+    """The objective for ``settings`` with taps checked against both models."""
+    methods = check_methods(settings.methods)
+    unused = sorted(set(settings.weights) - set(FEATURE_LOSSES) - {"kd"})
+    if unused:
+        raise FakdError(f"distill.weights names {unused}, which are not feature methods ({', '.join(FEATURE_LOSSES)})")
+    if methods == ["none"]:
+        return DistillationObjective(alpha=0.0)
+    if teacher is None:
+        raise FakdError(f"methods {methods} need a teacher checkpoint (--teacher)")
+    student_taps = resolve_taps(student, settings.student_taps or None)
+    teacher_taps = resolve_taps(teacher, settings.teacher_taps or (settings.student_taps or None))
+    if len(student_taps) != len(teacher_taps):
+        raise FakdError(
+            f"{len(student_taps)} student taps {student_taps} but {len(teacher_taps)} teacher taps "
+            f"{teacher_taps}: they are paired one to one"
+        )
+    terms = []
+    for method in methods:
+        if method == "kd":
+            continue
+        terms.append({
+            "method": method,
+            "weight": float(settings.weights.get(method, DEFAULT_WEIGHTS[method])),
+            "student_taps": student_taps,
+            "teacher_taps": teacher_taps,
+            **settings.options.get(method, {}),
+        })
+    return DistillationObjective(alpha=settings.alpha, terms=terms)
