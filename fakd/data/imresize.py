@@ -1,0 +1,144 @@
+"""MATLAB-compatible bicubic ``imresize`` in torch, and ``modcrop``.
+
+Reproduces MATLAB ``imresize(A, scale, 'bicubic')`` (the degradation SR papers use):
+Keys cubic kernel with a = -0.5; when shrinking, the kernel is widened by 1/scale (antialiasing);
+borders use MATLAB's symmetric index mirroring; output size ``ceil(in * scale)``; the dimension with
+the smaller scale is resized first (rows, i.e. height, first when the scales are equal); uint8 input
+is rounded (half away from zero) and saturated to uint8 after EACH 1-D pass, as MATLAB does.
+Float input is computed in float64 and returned in its own dtype, without rounding or clamping.
+
+Each 1-D pass is one matrix product with a (out, in) weight matrix built from MATLAB's
+``contributions`` tables (mirrored border taps summed into their column), batched over the leading
+dimensions; the matrices are cached per (input length, output length, scale). A dense matrix costs
+O(in * out) per line, which BLAS makes faster than a gather for the image sizes used here
+(about 15 ms per pass for a 480x320 RGB image).
+"""
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from fakd.errors import FakdError
+
+_KERNEL_WIDTH = 4.0
+
+
+def _cubic(x: np.ndarray) -> np.ndarray:
+    """Keys cubic convolution kernel, a = -0.5 (MATLAB's ``cubic``)."""
+    absx = np.abs(x)
+    absx2 = absx * absx
+    absx3 = absx2 * absx
+    near = (1.5 * absx3 - 2.5 * absx2 + 1.0) * (absx <= 1)
+    far = (-0.5 * absx3 + 2.5 * absx2 - 4.0 * absx + 2.0) * ((absx > 1) & (absx <= 2))
+    return near + far
+
+
+def _contributions(in_length: int, out_length: int, scale: float, antialiasing: bool):
+    """MATLAB ``contributions``: (out_length, P) int64 input indices and float64 weights."""
+    if scale < 1 and antialiasing:
+        kernel = lambda x: scale * _cubic(scale * x)  # noqa: E731
+        width = _KERNEL_WIDTH / scale
+    else:
+        kernel = _cubic
+        width = _KERNEL_WIDTH
+    x = np.arange(1, out_length + 1, dtype=np.float64)
+    u = x / scale + 0.5 * (1.0 - 1.0 / scale)
+    left = np.floor(u - width / 2.0)
+    taps = int(math.ceil(width)) + 2
+    indices = left[:, None] + np.arange(taps, dtype=np.float64)[None, :]
+    weights = kernel(u[:, None] - indices)
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    mirror = np.concatenate([np.arange(in_length), np.arange(in_length - 1, -1, -1)])
+    indices = mirror[np.mod(indices.astype(np.int64) - 1, 2 * in_length)]
+    return indices, weights
+
+
+def _output_length(in_length: int, scale: float) -> int:
+    # ceil(in * scale) as MATLAB, guarded so that e.g. 321 * (1/3) gives 107, not 108
+    return max(1, int(math.ceil(in_length * scale - 1e-9)))
+
+
+@lru_cache(maxsize=256)
+def _weight_matrix(in_length: int, out_length: int, scale: float, antialiasing: bool) -> torch.Tensor:
+    """Dense (out_length, in_length) float64 matrix of one 1-D pass (mirrored taps summed)."""
+    indices, weights = _contributions(in_length, out_length, scale, antialiasing)
+    matrix = np.zeros((out_length, in_length), dtype=np.float64)
+    np.add.at(matrix, (np.repeat(np.arange(out_length), indices.shape[1]), indices.reshape(-1)), weights.reshape(-1))
+    return torch.from_numpy(matrix)
+
+
+def _resize_along(x: torch.Tensor, dim: int, out_length: int, scale: float, antialiasing: bool) -> torch.Tensor:
+    """One 1-D pass over dimension ``dim`` (-2 rows or -1 columns) of a float64 tensor."""
+    matrix = _weight_matrix(x.shape[dim], out_length, scale, antialiasing).to(x.device)
+    if dim == -2:
+        return torch.matmul(matrix, x)
+    return torch.matmul(x, matrix.T)
+
+
+def _round_to_uint8_range(x: torch.Tensor) -> torch.Tensor:
+    return torch.floor(x + 0.5).clamp_(0.0, 255.0)  # half away from zero, for the values that survive
+
+
+def _check_scale_and_size(shape, scale, size):
+    if (scale is None) == (size is None):
+        raise FakdError("imresize needs exactly one of scale= or size=")
+    height, width = shape
+    if size is not None:
+        if len(size) != 2 or any(int(n) != n or n < 1 for n in size):
+            raise FakdError(f"imresize size must be two positive integers (height, width), got {size!r}")
+        out = (int(size[0]), int(size[1]))
+        return (out[0] / height, out[1] / width), out
+    scales = tuple(scale) if isinstance(scale, (tuple, list)) else (scale, scale)
+    if len(scales) != 2 or not all(isinstance(s, (int, float)) and math.isfinite(s) and s > 0 for s in scales):
+        raise FakdError(f"imresize scale must be a positive number (or a pair), got {scale!r}")
+    scales = (float(scales[0]), float(scales[1]))
+    return scales, (_output_length(height, scales[0]), _output_length(width, scales[1]))
+
+
+def imresize(
+    image: torch.Tensor,
+    *,
+    scale: float | tuple[float, float] | None = None,
+    size: tuple[int, int] | None = None,
+    antialiasing: bool = True,
+) -> torch.Tensor:
+    """MATLAB ``imresize(image, scale, 'bicubic')`` of a (H, W), (C, H, W) or (B, C, H, W) tensor.
+
+    Give ``scale`` (e.g. 1/4 to shrink, 3 to enlarge; a pair for (rows, columns)) or ``size=(h, w)``.
+    uint8 in -> uint8 out (rounded after each pass); float in -> same float dtype out.
+    """
+    if not isinstance(image, torch.Tensor):
+        raise TypeError("imresize takes a torch tensor (H, W), (C, H, W) or (B, C, H, W); "
+                        "convert a HWC numpy image with torch.from_numpy(a).permute(2, 0, 1)")
+    if image.ndim not in (2, 3, 4):
+        raise TypeError(f"imresize expects 2, 3 or 4 dimensions, got shape {tuple(image.shape)}")
+    if image.shape[-2] < 1 or image.shape[-1] < 1:
+        raise FakdError(f"cannot resize an empty image of shape {tuple(image.shape)}")
+    is_uint8 = image.dtype == torch.uint8
+    if not is_uint8 and not image.is_floating_point():
+        raise TypeError(f"imresize takes uint8 or floating-point tensors, got {image.dtype}")
+    scales, out_size = _check_scale_and_size(tuple(image.shape[-2:]), scale, size)
+    x = image.to(torch.float64)
+    order = (-2, -1) if scales[0] <= scales[1] else (-1, -2)
+    for dim in order:
+        axis = 0 if dim == -2 else 1
+        x = _resize_along(x, dim, out_size[axis], scales[axis], antialiasing)
+        if is_uint8:
+            x = _round_to_uint8_range(x)
+    return x.to(image.dtype)
+
+
+def modcrop(image, scale: int):
+    """Crop height and width from the top-left to multiples of ``scale``.
+
+    numpy arrays are (H, W[, C]); torch tensors are (H, W), (C, H, W) or (B, C, H, W).
+    """
+    scale = int(scale)
+    if isinstance(image, torch.Tensor):
+        height, width = image.shape[-2:]
+        return image[..., : height - height % scale, : width - width % scale]
+    image = np.asarray(image)
+    height, width = image.shape[:2]
+    return image[: height - height % scale, : width - width % scale, ...]
