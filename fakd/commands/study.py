@@ -1,0 +1,51 @@
+"""``fakd study``: run the study's notebooks in order (reusing finished runs) and render the report."""
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from fakd.commands.common import add_data_root_argument, add_device_argument, positive_int
+from fakd.study.pipeline import PROFILES, run_study
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "study",
+        help="run the study notebooks (primer … ablation report) and render them as one report",
+        description="Execute the study's notebooks with papermill in order: primer, affinity explorer, "
+        "teacher training, the student sweep, comparison, ablation report. Finished runs with unchanged "
+        "parameters and notebook code are reused, so running it again only renders. The report "
+        "(index.html, README.md, html/, figures/) goes to --out; the run folders (checkpoints, executed "
+        "notebooks) to --runs.",
+    )
+    parser.add_argument("--profile", choices=PROFILES, default="cpu",
+                        help="smoke (seconds, for tests), cpu (default; this machine), paper (GPU)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="report folder (default: reports/<profile>)")
+    parser.add_argument("--runs", type=Path, default=None, metavar="DIR",
+                        help="folder of the run folders (default: runs/<name of --out>)")
+    parser.add_argument("--workers", type=positive_int, default=1,
+                        help="student-sweep runs at once, each with cores/workers threads (default 1)")
+    add_data_root_argument(parser)
+    add_device_argument(parser)
+    parser.set_defaults(handler=run)
+
+
+def print_step(entry) -> None:
+    note = f" ({entry.note})" if entry.note else ""
+    print(f"study: {entry.title}: {entry.status}{note}", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    report_dir = args.out if args.out is not None else Path("reports") / args.profile
+    runs_dir = args.runs if args.runs is not None else Path("runs") / report_dir.name
+    command = "fakd " + " ".join(shlex.quote(word) for word in sys.argv[1:]) if sys.argv[1:] else "fakd study"
+    report = run_study(profile=args.profile, report_dir=report_dir, runs_dir=runs_dir, data_root=args.data_root,
+                       device=None if args.device == "auto" else args.device, workers=args.workers,
+                       command=command, on_step=print_step)
+    print(f"study: report in {report.index} and {report.readme}")
+    if report.failure:
+        print(f"fakd study: {report.failure}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,206 @@
+"""``fakd study``: the study's notebooks run in order into run folders, then rendered as one report.
+
+    primer    00_kd_primer          teaching notebook
+    explorer  01_affinity_explorer  affinity maps (widgets fall back to a fixed selection headless)
+    teacher   02_train_teacher      trains the profile's teacher
+    students  sweep over the profile's grid (notebooks/grids/<grid>.yaml, 03_distill_student),
+              with teacher_run_dir fixed to the teacher step's run folder
+    compare   04_compare            teacher vs students; its results.json rows are the headline table
+    ablation  05_ablation_report    reads the students' sweep; its summary.md is the report's summary
+
+Every step reuses a finished run (same parameters, same notebook code), so a second ``fakd study``
+only renders. The standard parameters ``profile``, ``data_root``, ``device`` are passed to a notebook
+only when its parameters cell declares them (and ``data_root``/``device`` only when given); the links
+between steps (``teacher_run_dir``, ``sweep_dir``) are always passed.
+"""
+
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from fakd.errors import FakdError
+from fakd.study.environment import kernel_environment
+from fakd.study.grid import load_grid
+from fakd.study.locations import grids_dir, resolve_notebook
+from fakd.study.notebook_runner import KernelSettings, NotebookFailed, run_notebook
+from fakd.study.parameters import notebook_parameters
+from fakd.study.render import ReportEntry, render_notebook, write_report
+from fakd.study.results import read_results
+from fakd.study.sweep import print_outcome, run_sweep
+
+PROFILES = ("smoke", "cpu", "paper")
+STUDY_GRIDS = {"smoke": "smoke.yaml", "cpu": "cpu_ablation.yaml", "paper": "paper_ablation.yaml"}
+STANDARD_PARAMETERS = ("profile", "data_root", "device")
+SUMMARY_FILE = "summary.md"
+HEADLINE_COLUMNS = ("model", "dataset", "scale", "psnr", "ssim")
+
+
+@dataclass(frozen=True)
+class StudyContext:
+    """What every step may use: the profile, the folders, and the user's data root and device."""
+
+    profile: str
+    runs_dir: Path
+    report_dir: Path
+    data_root: str | None = None
+    device: str | None = None
+
+    def run_dir(self, step: str) -> Path:
+        return self.runs_dir / step
+
+    def standard(self) -> dict:
+        values = {"profile": self.profile, "data_root": self.data_root, "device": self.device}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class Step:
+    """A notebook run (``notebook``) or a sweep (``grid`` per profile) with its links to earlier steps."""
+
+    name: str
+    title: str
+    notebook: str | None = None
+    grids: dict | None = None
+    links: Callable[[StudyContext], dict] = lambda context: {}
+    figures: bool = False  # copy the run's PNG figures into the report
+
+
+STUDY_STEPS = (
+    Step("primer", "Knowledge distillation primer", notebook="00_kd_primer"),
+    Step("explorer", "Affinity explorer", notebook="01_affinity_explorer"),
+    Step("teacher", "Teacher training", notebook="02_train_teacher"),
+    Step("students", "Student sweep", grids=STUDY_GRIDS,
+         links=lambda context: {"teacher_run_dir": str(context.run_dir("teacher").resolve())}),
+    Step("compare", "Teacher vs students", notebook="04_compare", figures=True,
+         links=lambda context: {"teacher_run_dir": str(context.run_dir("teacher").resolve()),
+                                "sweep_dir": str(context.run_dir("students").resolve())}),
+    Step("ablation", "Ablation report", notebook="05_ablation_report", figures=True,
+         links=lambda context: {"sweep_dir": str(context.run_dir("students").resolve())}),
+)
+
+
+@dataclass
+class StudyReport:
+    """Where the report is, each step's outcome, and the first failure (None when all went well)."""
+
+    index: Path
+    readme: Path
+    entries: list[ReportEntry] = field(default_factory=list)
+    failure: str | None = None
+
+
+def _notebook_parameters(notebook: Path, context: StudyContext, step: Step) -> dict:
+    declared = notebook_parameters(notebook)
+    standard = {name: value for name, value in context.standard().items() if name in declared}
+    return {**standard, **step.links(context)}
+
+
+def _copy_figures(run_dir: Path, target: Path) -> list[Path]:
+    """The run's PNG figures (top level of its folder) copied into the report."""
+    copied = []
+    for figure in sorted(Path(run_dir).glob("*.png")):
+        target.mkdir(parents=True, exist_ok=True)
+        copied.append(Path(shutil.copy2(figure, target / figure.name)))
+    return copied
+
+
+def _headline(context: StudyContext) -> pd.DataFrame | None:
+    """The paper-format table from the compare step's result rows, when it wrote them."""
+    from fakd.report.tables import paper_table
+
+    try:
+        rows = pd.DataFrame(read_results(context.run_dir("compare")))
+    except FakdError:
+        return None
+    if rows.empty or not set(HEADLINE_COLUMNS) <= set(rows.columns):
+        return None
+    return paper_table(rows)
+
+
+def _provenance(context: StudyContext, *, command: str, started: float, started_at: str) -> dict:
+    from fakd.engine.rundir import git_commit
+
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = "not installed"
+    return {
+        "command": command,
+        "profile": context.profile,
+        "data root": context.data_root or "$FAKD_DATA_ROOT or the embedded scikit-image sets",
+        "device": context.device or "auto",
+        "git commit": git_commit() or "unknown",
+        "runs folder": str(context.runs_dir),
+        "started (UTC)": started_at,
+        "wall time": f"{time.monotonic() - started:.0f} s",
+        "python / torch": f"{sys.version.split()[0]} / {torch_version}",
+    }
+
+
+def _run_step(step: Step, context: StudyContext, *, workers: int, progress: bool) -> ReportEntry:
+    """Run (or reuse) one step; NotebookFailed / a failed sweep point ends up in the entry's status."""
+    run_dir = context.run_dir(step.name)
+    if step.grids is not None:
+        grid_path = grids_dir() / step.grids[context.profile]
+        grid = load_grid(grid_path)
+        declared = notebook_parameters(grid.notebook)
+        extra = {name: value for name, value in context.standard().items() if name in declared}
+        grid = grid.with_fixed({**extra, **step.links(context)})
+        report = run_sweep(grid, run_dir, workers=workers, on_outcome=print_outcome if progress else None)
+        ran = sum(outcome.status == "done" for outcome in report.outcomes)
+        note = (f"{len(grid.points)} runs of {grid.notebook.name} from grids/{grid_path.name} "
+                f"({ran} executed now); {len(report.results)} result rows")
+        status = f"{len(report.failures)} failed (see {report.failures_path})" if report.failures else "done"
+        return ReportEntry(title=step.title, page=report.results_path, status=status, note=note)
+    notebook = resolve_notebook(step.notebook)
+    parameters = _notebook_parameters(notebook, context, step)
+    html = context.report_dir / "html" / f"{notebook.stem}.html"
+    try:
+        run = run_notebook(notebook, run_dir, parameters, progress=progress,
+                           kernel=KernelSettings(environment=kernel_environment()))
+    except NotebookFailed as failure:
+        render_notebook(failure.executed, html)
+        return ReportEntry(title=step.title, page=html, status="FAILED", note=failure.error)
+    render_notebook(run.executed, html)
+    state = "reused" if run.reused else "done"
+    return ReportEntry(title=step.title, page=html, status=state, note=f"{run.seconds:.0f} s")
+
+
+def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str | None = None,
+              device: str | None = None, workers: int = 1, command: str = "fakd study",
+              steps: tuple[Step, ...] = STUDY_STEPS, progress: bool = True,
+              on_step: Callable[[ReportEntry], None] | None = None) -> StudyReport:
+    """Run the study's steps in order (stopping at the first failed notebook), then write the report."""
+    if profile not in PROFILES:
+        raise FakdError(f"unknown profile {profile!r}; the profiles are {', '.join(PROFILES)}")
+    context = StudyContext(profile=profile, runs_dir=Path(runs_dir), report_dir=Path(report_dir),
+                           data_root=data_root, device=device)
+    started, started_at = time.monotonic(), datetime.now(timezone.utc).isoformat(timespec="seconds")
+    entries, figures, failure = [], [], None
+    for step in steps:
+        entry = _run_step(step, context, workers=workers, progress=progress)
+        entries.append(entry)
+        if on_step is not None:
+            on_step(entry)
+        if entry.status == "FAILED":
+            failure = f"step {step.name} failed: {entry.note} (see {entry.page})"
+            break
+        if entry.status != "done" and entry.status != "reused":
+            failure = f"step {step.name}: {entry.status}"  # failed sweep points; later steps still run
+        if step.figures:
+            figures += _copy_figures(context.run_dir(step.name), context.report_dir / "figures" / step.name)
+    summary_path = context.run_dir("ablation") / SUMMARY_FILE
+    summary = summary_path.read_text() if summary_path.is_file() else ""
+    index, readme = write_report(
+        context.report_dir, title=f"FAKD study ({profile} profile)", entries=entries,
+        headline=_headline(context), summary=summary, figures=figures,
+        provenance=_provenance(context, command=command, started=started, started_at=started_at),
+    )
+    return StudyReport(index=index, readme=readme, entries=entries, failure=failure)

@@ -1,0 +1,120 @@
+"""A report folder a reader can open: executed notebooks as HTML, an ``index.html`` and a ``README.md``.
+
+The HTML pages are nbconvert's ``lab`` template with figures embedded, so each page stands alone. The
+index and the README show the same things: the title, a headline table, a short summary, one line per
+notebook (linked) and the provenance (command, profile, commit, time) that DESIGN.md asks every result
+to state.
+"""
+
+import html
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from fakd.report.tables import to_markdown
+
+INDEX_FILE = "index.html"
+README_FILE = "README.md"
+
+
+@dataclass(frozen=True)
+class ReportEntry:
+    """One line of the report's index: a rendered notebook (or a failed one) and a short note."""
+
+    title: str
+    page: Path | None = None  # what the title links to: the notebook's HTML page, a table, ...
+    status: str = "done"
+    note: str = ""
+
+
+def render_notebook(executed: Path, html_path: Path) -> Path:
+    """Write the executed notebook ``executed`` as one self-contained HTML page at ``html_path``."""
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter(template_name="lab").from_filename(str(executed))
+    html_path = Path(html_path)
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = html_path.with_name(f".{html_path.name}.{os.getpid()}.tmp")
+    temporary.write_text(body, encoding="utf-8")
+    os.replace(temporary, html_path)
+    return html_path
+
+
+def _link(target: Path | None, out_dir: Path) -> str | None:
+    return None if target is None else Path(os.path.relpath(Path(target).resolve(), out_dir.resolve())).as_posix()
+
+
+def _headline_markdown(headline: pd.DataFrame | str | None) -> str:
+    if headline is None:
+        return ""
+    if isinstance(headline, pd.DataFrame):
+        return to_markdown(headline if not isinstance(headline.index, pd.RangeIndex) else headline.set_index(
+            headline.columns[0]))
+    return str(headline).strip()
+
+
+def report_markdown(out_dir: Path, *, title: str, entries: list[ReportEntry], headline=None,
+                    summary: str = "", figures: list[Path] = (), provenance: dict | None = None) -> str:
+    """The report as Markdown, with links relative to ``out_dir``."""
+    lines = [f"# {title}", ""]
+    table = _headline_markdown(headline)
+    if table:
+        lines += [table, ""]
+    if summary.strip():
+        lines += [summary.strip(), ""]
+    if figures:
+        lines += ["## Figures", ""]
+        lines += [f"![{Path(figure).stem}]({_link(figure, out_dir)})" for figure in figures]
+        lines.append("")
+    lines += ["## Notebooks", ""]
+    for entry in entries:
+        page = _link(entry.page, out_dir)
+        name = f"[{entry.title}]({page})" if page else entry.title
+        note = f" — {entry.note}" if entry.note else ""
+        lines.append(f"- {name}: {entry.status}{note}")
+    if provenance:
+        lines += ["", "## How this report was made", ""]
+        lines += [f"- {key}: `{value}`" for key, value in provenance.items()]
+    return "\n".join(lines) + "\n"
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }}
+th, td {{ border: 1px solid #bbb; padding: 0.3rem 0.7rem; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+code {{ background: #f3f3f3; padding: 0 0.2rem; }}
+</style>
+</head>
+<body>
+{body}
+</body>
+</html>
+"""
+
+
+def write_report(out_dir: Path, *, title: str, entries: list[ReportEntry], headline=None, summary: str = "",
+                 figures: list[Path] = (), provenance: dict | None = None) -> tuple[Path, Path]:
+    """Write ``index.html`` and ``README.md`` into ``out_dir``; returns their paths.
+
+    ``headline``: a DataFrame (its first column or index labels the rows) or ready Markdown text;
+    ``summary``: Markdown shown under it; ``figures``: image files inside ``out_dir`` shown inline.
+    """
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    markdown = report_markdown(out_dir, title=title, entries=entries, headline=headline, summary=summary,
+                               figures=figures, provenance=provenance)
+    readme = out_dir / README_FILE
+    readme.write_text(markdown, encoding="utf-8")
+    index = out_dir / INDEX_FILE
+    index.write_text(_PAGE.format(title=html.escape(title), body=markdown2html_mistune(markdown)), encoding="utf-8")
+    return index, readme

@@ -1,0 +1,198 @@
+"""Study machinery without kernels: parameter declarations and checks, grid expansion, results reading,
+the report's Markdown. (Notebook executions are in test_study_runs.py.)"""
+
+import json
+
+import nbformat
+import pandas as pd
+import pytest
+
+from fakd.errors import FakdError
+from fakd.study.grid import grid_from_mapping, load_grid
+from fakd.study.parameters import check_parameters, notebook_digest, notebook_parameters, parameters_digest
+from fakd.study.render import ReportEntry, report_markdown
+from fakd.study.results import gather_results, read_results
+
+PARAMETERS_CELL = """\
+run_dir = ""  # where the results go
+weight: float = 10.0
+seed = 0
+taps = ["body.3", "body.7"]
+flag = True
+label = None
+options: dict = {}
+shape = (1, 2)
+"""
+
+
+def write_notebook(path, parameters_source, *cells):
+    notebook = nbformat.v4.new_notebook()
+    tagged = nbformat.v4.new_code_cell(parameters_source)
+    tagged.metadata["tags"] = ["parameters"]
+    notebook.cells = [nbformat.v4.new_markdown_cell("# test"), tagged]
+    notebook.cells += [nbformat.v4.new_code_cell(source) for source in cells]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, path)
+    return path
+
+
+@pytest.fixture
+def notebook(tmp_path):
+    return write_notebook(tmp_path / "nb.ipynb", PARAMETERS_CELL, "print(weight)")
+
+
+def test_declared_parameters_are_read_with_defaults_types_and_help(notebook):
+    declared = notebook_parameters(notebook)
+    assert list(declared) == ["run_dir", "weight", "seed", "taps", "flag", "label", "options", "shape"]
+    assert declared["run_dir"].help == "where the results go"
+    assert declared["weight"].expected_type is float and declared["weight"].default == 10.0
+    assert declared["seed"].expected_type is int
+    assert declared["taps"].default == ["body.3", "body.7"]
+    assert declared["label"].expected_type is None and declared["label"].accepts_none
+
+
+@pytest.mark.parametrize("given", [
+    {"weight": 1, "seed": 3, "taps": ["body.1"], "flag": False, "label": "x", "options": {"a": 1}},
+    {"weight": 2.5, "label": 7, "shape": [3, 4]},
+    {},
+])
+def test_well_typed_values_pass(notebook, given):
+    check_parameters(notebook, given)
+
+
+def test_unknown_name_is_an_error_listing_the_valid_names(notebook):
+    with pytest.raises(FakdError, match=r"no parameter 'wieght'.*run_dir, weight, seed, taps, flag"):
+        check_parameters(notebook, {"wieght": 1.0})
+
+
+@pytest.mark.parametrize("given, expected", [
+    ({"weight": "10"}, "expects float"),
+    ({"weight": True}, "expects float"),
+    ({"seed": 1.5}, "expects int"),
+    ({"seed": False}, "expects int"),
+    ({"taps": "body.3"}, "expects list"),
+    ({"flag": 1}, "expects bool"),
+    ({"options": [1]}, "expects dict"),
+    ({"seed": None}, "may not be None"),
+])
+def test_wrongly_typed_value_is_an_error(notebook, given, expected):
+    with pytest.raises(FakdError, match=expected):
+        check_parameters(notebook, given)
+
+
+def test_notebook_without_parameters_cell_is_an_error(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("x = 1")]
+    nbformat.write(notebook, tmp_path / "plain.ipynb")
+    with pytest.raises(FakdError, match="no code cell tagged 'parameters'"):
+        notebook_parameters(tmp_path / "plain.ipynb")
+    with pytest.raises(FakdError, match="notebook not found"):
+        notebook_parameters(tmp_path / "missing.ipynb")
+
+
+def test_digests_ignore_key_order_and_prose(tmp_path, notebook):
+    assert parameters_digest({"a": 1, "b": [1, 2]}) == parameters_digest({"b": [1, 2], "a": 1})
+    assert parameters_digest({"a": 1}) != parameters_digest({"a": 2})
+    before = notebook_digest(notebook)
+    content = nbformat.read(notebook, as_version=4)
+    content.cells[0].source = "# other prose"
+    nbformat.write(content, notebook)
+    assert notebook_digest(notebook) == before
+    content.cells[2].source = "print(seed)"
+    nbformat.write(content, notebook)
+    assert notebook_digest(notebook) != before
+
+
+def test_grid_is_the_cross_product_and_union_without_duplicates(notebook):
+    grid = grid_from_mapping({
+        "notebook": str(notebook),
+        "parameters": {"flag": False},
+        "grid": [
+            {"seed": [0, 1, 2], "weight": [1.0, 10.0]},
+            {"seed": [0], "weight": [10.0], "taps": [["body.3"], ["body.3", "body.7"]]},
+            {"seed": [1], "weight": [1.0]},  # already in the first block
+        ],
+    })
+    assert len(grid.points) == 3 * 2 + 2
+    assert [point.varied for point in grid.points[:2]] == [{"seed": 0, "weight": 1.0}, {"seed": 0, "weight": 10.0}]
+    assert all(point.parameters["flag"] is False for point in grid.points)
+    keys = [point.key for point in grid.points]
+    assert len(set(keys)) == len(keys)
+    assert keys[0].startswith("seed-0_weight-1.0-")
+    assert grid.points[-1].varied["taps"] == ["body.3", "body.7"]
+
+
+def test_grid_with_fixed_overrides_changes_the_run_folders(notebook):
+    grid = grid_from_mapping({"notebook": str(notebook), "grid": {"seed": [0, 1]}})
+    fixed = grid.with_fixed({"weight": 3.0})
+    assert all(point.parameters["weight"] == 3.0 for point in fixed.points)
+    assert {point.key for point in fixed.points}.isdisjoint(point.key for point in grid.points)
+    with pytest.raises(FakdError, match="the grid varies it"):
+        grid.with_fixed({"seed": 5})
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"notebook": "nb.ipynb", "grid": {"seed": 0}}, "must be a non-empty list"),
+    ({"notebook": "nb.ipynb", "grid": {"seed": []}}, "must be a non-empty list"),
+    ({"notebook": "nb.ipynb", "grid": []}, "'grid' is empty"),
+    ({"notebook": "nb.ipynb", "grid": {"seed": [0]}, "parameters": {"seed": 1}}, "both fixed"),
+    ({"notebook": "nb.ipynb", "grid": {"seed": [0]}, "grids": {}}, "unknown key"),
+    ({"grid": {"seed": [0]}}, "'notebook' and 'grid' are required"),
+    ({"notebook": "nope.ipynb", "grid": {"seed": [0]}}, "notebook 'nope.ipynb' not found"),
+])
+def test_bad_grid_files_are_errors(tmp_path, notebook, spec, message):
+    path = tmp_path / "grid.yaml"
+    path.write_text(json.dumps(spec))  # JSON is YAML
+    with pytest.raises(FakdError, match=message):
+        load_grid(path)
+
+
+def test_grid_notebook_path_is_relative_to_the_grid_file(tmp_path, notebook):
+    (tmp_path / "grids").mkdir()
+    path = tmp_path / "grids" / "g.yaml"
+    path.write_text("notebook: ../nb.ipynb\ngrid:\n  seed: [0, 1]\n")
+    assert load_grid(path).notebook.resolve() == notebook.resolve()
+
+
+class _Point:
+    def __init__(self, key, parameters):
+        self.key, self.parameters = key, parameters
+
+
+def test_results_contract_flat_object_or_rows(tmp_path):
+    flat, rows, missing, broken, clash = (tmp_path / name for name in ("flat", "rows", "missing", "broken", "clash"))
+    for folder in (flat, rows, missing, broken, clash):
+        folder.mkdir()
+    (flat / "results.json").write_text(json.dumps({"psnr": 30.5, "taps": ["a", "b"]}))
+    (rows / "results.json").write_text(json.dumps({"rows": [{"dataset": "Set5", "psnr": 31.0},
+                                                            {"dataset": "Set14", "psnr": 28.0}]}))
+    (broken / "results.json").write_text("[1, 2]")
+    (clash / "results.json").write_text(json.dumps({"seed": 9, "psnr": 1.0}))
+    assert read_results(flat) == [{"psnr": 30.5, "taps": '["a", "b"]'}]
+    with pytest.raises(FakdError, match="must hold one JSON object"):
+        read_results(broken)
+    table, problems = gather_results(
+        [(_Point(name, {"seed": index}), tmp_path / name)
+         for index, name in enumerate(["flat", "rows", "missing", "broken", "clash"])], base=tmp_path)
+    assert list(table["run"]) == ["flat", "rows", "rows"]
+    assert list(table["seed"]) == [0, 1, 1]
+    assert list(table["psnr"]) == [30.5, 31.0, 28.0]
+    assert table["run_dir"].tolist() == ["flat", "rows", "rows"]
+    assert [(point.key, "wrote no" in message or "must hold" in message or "contradicts" in message)
+            for point, message in problems] == [("missing", True), ("broken", True), ("clash", True)]
+
+
+def test_report_markdown_has_headline_links_and_provenance(tmp_path):
+    headline = pd.DataFrame({"model": ["student", "student + FAKD"], "Set5": ["31.00 / 0.8800", "31.20 / 0.8850"]})
+    (tmp_path / "html").mkdir()
+    text = report_markdown(
+        tmp_path, title="Study", headline=headline, summary="FAKD beat the baseline by 0.2 dB.",
+        entries=[ReportEntry("Teacher", page=tmp_path / "html" / "t.html", status="reused", note="3 s"),
+                 ReportEntry("Sweep", status="1 failed")],
+        provenance={"git commit": "abc123"},
+    )
+    assert "| model | Set5 |" in text and "| student + FAKD | 31.20 / 0.8850 |" in text
+    assert "- [Teacher](html/t.html): reused — 3 s" in text
+    assert "- Sweep: 1 failed" in text
+    assert "FAKD beat the baseline by 0.2 dB." in text
+    assert "- git commit: `abc123`" in text
