@@ -57,6 +57,8 @@ class RunDirectory:
                 self._remove_run_files()
             elif resume:
                 self._check_same_run(config=config, job=job)
+                for stale in self.checkpoint_dir.glob(".*.tmp"):  # a write torn by a kill
+                    stale.unlink(missing_ok=True)
                 return True
             else:
                 raise FakdError(

@@ -203,18 +203,9 @@ def train_run(
             lr_batch = lr_batch.to(device, non_blocking=True)
             hr_batch = hr_batch.to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=config.amp):
-                teacher_sr = None
-                if teacher is not None:
-                    with torch.no_grad():
-                        teacher_sr = teacher(lr_batch)
-                student_sr = forward_model(lr_batch)
-                total, terms = objective(
-                    student_sr=student_sr.float(),
-                    hr=hr_batch,
-                    teacher_sr=None if teacher_sr is None else teacher_sr.float(),
-                    student_features=student_taps.features if taps_student else None,
-                    teacher_features=teacher_taps.features if taps_teacher else None,
-                )
+                total, terms = compute_loss(forward_model, teacher, objective, lr_batch, hr_batch,
+                                            student_taps=student_taps if taps_student else None,
+                                            teacher_taps=teacher_taps if taps_teacher else None)
             if not torch.isfinite(total).item():
                 state.elapsed_seconds = segment_offset + time.perf_counter() - segment_start
                 kept = f"last good checkpoint {run_dir.last_checkpoint} kept" if run_dir.last_checkpoint.is_file() \
@@ -261,6 +252,26 @@ def train_run(
                 save_checkpoint(checkpoint_payload(full=True), run_dir.last_checkpoint)
     bar.close()
     return write_summary("finished")
+
+
+def compute_loss(model, teacher, objective, lr_batch, hr_batch, *, student_taps=None, teacher_taps=None):
+    """One forward pass of the objective: teacher (frozen, no_grad) first, then the student.
+
+    ``student_taps``/``teacher_taps`` are live ``FeatureTaps`` on the two models (or None when the
+    objective has no feature terms). Returns ``(total, {term: value})``.
+    """
+    teacher_sr = None
+    if teacher is not None:
+        with torch.no_grad():
+            teacher_sr = teacher(lr_batch)
+    student_sr = model(lr_batch)
+    return objective(
+        student_sr=student_sr.float(),
+        hr=hr_batch,
+        teacher_sr=None if teacher_sr is None else teacher_sr.float(),
+        student_features=student_taps.features if student_taps is not None else None,
+        teacher_features=teacher_taps.features if teacher_taps is not None else None,
+    )
 
 
 class _maybe_taps:

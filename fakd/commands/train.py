@@ -1,0 +1,60 @@
+"""``fakd train``: train a teacher or a student (without distillation) into a run directory."""
+
+import argparse
+
+from fakd.commands.common import add_data_root_argument, add_device_argument
+from fakd.data.roots import resolve_data_root
+from fakd.engine.config import PROFILES, load_run_config
+from fakd.engine.trainer import train_run
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments every training command shares: config, overrides, output folder, resume."""
+    parser.add_argument("--config", default="cpu", metavar="FILE_OR_PROFILE",
+                        help=f"a profile ({', '.join(PROFILES)}; default cpu) or a YAML/JSON config file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override one config key, dotted (student.iterations=500, seed=1); repeatable")
+    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
+    group.add_argument("--overwrite", action="store_true", help="replace the run in RUN_DIR")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_device_argument(parser)
+    add_data_root_argument(parser)
+
+
+def load_config(args: argparse.Namespace):
+    """The run's config: profile/file, then --set, then --device (when given)."""
+    overrides = list(args.overrides)
+    if args.device != "auto":
+        overrides.append(f"device={args.device}")
+    return load_run_config(args.config, overrides)
+
+
+def print_summary(summary: dict) -> None:
+    best = summary["best_val_psnr"]
+    print(f"{summary['role']} {summary['model']}: {summary['final_iteration']} iterations in "
+          f"{summary['wall_time_seconds']:.0f} s, best validation PSNR "
+          f"{'n/a' if best is None else f'{best:.3f} dB'} (iteration {summary['best_iteration']}); "
+          f"best checkpoint {summary['best_checkpoint']}")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a teacher or a student without distillation",
+        description="Train the config's teacher or student model with L1 to HR on training patches; "
+        "the best checkpoint by validation PSNR is RUN_DIR/checkpoints/best.pt.",
+    )
+    parser.add_argument("--role", choices=["teacher", "student"], required=True,
+                        help="which of the config's two models to train")
+    add_run_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    summary = train_run(config, role=args.role, out=args.out, data_root=resolve_data_root(args.data_root),
+                        resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    print_summary(summary)
+    return 0
