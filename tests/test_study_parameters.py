@@ -22,6 +22,7 @@ flag = True
 label = None
 options: dict = {}
 shape = (1, 2)
+scale: float | None = None  # annotated: None allowed, else a float
 """
 
 
@@ -43,17 +44,19 @@ def notebook(tmp_path):
 
 def test_declared_parameters_are_read_with_defaults_types_and_help(notebook):
     declared = notebook_parameters(notebook)
-    assert list(declared) == ["run_dir", "weight", "seed", "taps", "flag", "label", "options", "shape"]
+    assert list(declared) == ["run_dir", "weight", "seed", "taps", "flag", "label", "options", "shape", "scale"]
     assert declared["run_dir"].help == "where the results go"
     assert declared["weight"].expected_type is float and declared["weight"].default == 10.0
     assert declared["seed"].expected_type is int
     assert declared["taps"].default == ["body.3", "body.7"]
     assert declared["label"].expected_type is None and declared["label"].accepts_none
+    assert declared["scale"].expected_type is float and declared["scale"].accepts_none
 
 
 @pytest.mark.parametrize("given", [
     {"weight": 1, "seed": 3, "taps": ["body.1"], "flag": False, "label": "x", "options": {"a": 1}},
-    {"weight": 2.5, "label": 7, "shape": [3, 4]},
+    {"weight": 2.5, "label": 7, "shape": [3, 4], "scale": None},
+    {"scale": 2},
     {},
 ])
 def test_well_typed_values_pass(notebook, given):
@@ -74,6 +77,7 @@ def test_unknown_name_is_an_error_listing_the_valid_names(notebook):
     ({"flag": 1}, "expects bool"),
     ({"options": [1]}, "expects dict"),
     ({"seed": None}, "may not be None"),
+    ({"scale": "x2"}, "expects float"),
 ])
 def test_wrongly_typed_value_is_an_error(notebook, given, expected):
     with pytest.raises(FakdError, match=expected):
