@@ -200,3 +200,11 @@ def test_report_markdown_has_headline_links_and_provenance(tmp_path):
     assert "- Sweep: 1 failed" in text
     assert "FAKD beat the baseline by 0.2 dB." in text
     assert "- git commit: `abc123`" in text
+
+
+def test_missing_notebook_tools_are_named_with_the_install_command(monkeypatch):
+    from fakd.commands import study
+
+    monkeypatch.setattr(study, "NOTEBOOK_TOOLS", ("papermill", "no_such_module_fakd"))
+    with pytest.raises(FakdError, match=r"needs no_such_module_fakd: pip install 'fakd\[notebooks\]'"):
+        study.require_notebook_tools()

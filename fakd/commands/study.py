@@ -1,12 +1,17 @@
 """``fakd study``: run the study's notebooks in order (reusing finished runs) and render the report."""
 
 import argparse
+import importlib.util
 import shlex
 import sys
 from pathlib import Path
 
 from fakd.commands.common import add_data_root_argument, add_device_argument, positive_int
-from fakd.study.pipeline import PROFILES, run_study
+from fakd.engine.config import PROFILES
+from fakd.errors import FakdError
+
+# What running notebooks needs beyond fakd's core dependencies (the `notebooks` extra).
+NOTEBOOK_TOOLS = ("papermill", "nbformat", "nbconvert", "nbclient", "ipykernel")
 
 
 def register(subparsers) -> None:
@@ -32,12 +37,22 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
+def require_notebook_tools() -> None:
+    """FakdError naming what to install when the notebook tools are missing."""
+    missing = [name for name in NOTEBOOK_TOOLS if importlib.util.find_spec(name) is None]
+    if missing:
+        raise FakdError(f"running notebooks needs {', '.join(missing)}: pip install 'fakd[notebooks]'")
+
+
 def print_step(entry) -> None:
     note = f" ({entry.note})" if entry.note else ""
     print(f"study: {entry.title}: {entry.status}{note}", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
+    require_notebook_tools()
+    from fakd.study.pipeline import run_study
+
     report_dir = args.out if args.out is not None else Path("reports") / args.profile
     runs_dir = args.runs if args.runs is not None else Path("runs") / report_dir.name
     command = "fakd " + " ".join(shlex.quote(word) for word in sys.argv[1:]) if sys.argv[1:] else "fakd study"

@@ -7,9 +7,6 @@ import yaml
 
 from fakd.commands.common import positive_int
 from fakd.errors import FakdError
-from fakd.study.grid import load_grid
-from fakd.study.locations import resolve_grid
-from fakd.study.sweep import FAILURES_FILE, RESULTS_TABLE, print_outcome, run_sweep
 
 
 def register(subparsers) -> None:
@@ -18,8 +15,8 @@ def register(subparsers) -> None:
         help="run a notebook over a parameter grid (parallel, resumable) and gather one results table",
         description="Execute a notebook with papermill for every point of the grid in GRID.yaml (keys: "
         "notebook, parameters, grid; see notebooks/README.md), each point in its own run folder under "
-        f"OUT/runs/. Finished points are skipped, so re-running resumes. Results are gathered into "
-        f"OUT/{RESULTS_TABLE}; failed points are listed in OUT/{FAILURES_FILE} and make the exit code 1.",
+        "OUT/runs/. Finished points are skipped, so re-running resumes. Results are gathered into "
+        "OUT/results.csv; failed points are listed in OUT/failures.json and make the exit code 1.",
     )
     parser.add_argument("grid", metavar="GRID.yaml", help="a grid file, or the name of a shipped grid "
                         "(smoke, cpu_ablation, paper_ablation)")
@@ -47,6 +44,13 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fakd.commands.study import require_notebook_tools
+
+    require_notebook_tools()
+    from fakd.study.grid import load_grid
+    from fakd.study.locations import resolve_grid
+    from fakd.study.sweep import print_outcome, run_sweep
+
     grid = load_grid(resolve_grid(args.grid))
     if args.overrides:
         grid = grid.with_fixed(parse_overrides(args.overrides))

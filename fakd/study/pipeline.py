@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fakd.engine.config import PROFILES
 from fakd.errors import FakdError
 from fakd.study.environment import kernel_environment
 from fakd.study.grid import load_grid
@@ -35,7 +36,6 @@ from fakd.study.render import ReportEntry, render_notebook, write_report
 from fakd.study.results import read_results
 from fakd.study.sweep import print_outcome, run_sweep
 
-PROFILES = ("smoke", "cpu", "paper")
 STUDY_GRIDS = {"smoke": "smoke.yaml", "cpu": "cpu_ablation.yaml", "paper": "paper_ablation.yaml"}
 STANDARD_PARAMETERS = ("profile", "data_root", "device")
 SUMMARY_FILE = "summary.md"
