@@ -133,10 +133,13 @@ def train_run(
     if resuming:
         run_dir.truncate_metrics(state.iteration)
 
+    label = "+".join(config.distill.methods) if role == "distill" else role
+    model_name = f"{settings.model.preset} {label} s{config.seed}"
+
     def checkpoint_payload(*, full: bool) -> dict[str, Any]:
         payload = {
             "model_config": dict(model.config),
-            "model_name": f"{settings.model.preset} ({role}, seed {config.seed})",
+            "model_name": model_name,
             "model_state": model.state_dict(),
             "iteration": state.iteration,
             "role": role,

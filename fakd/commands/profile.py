@@ -1,0 +1,61 @@
+"""``fakd profile``: parameters, Multi-Adds (1280×720 output) and median latency of models."""
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from fakd.commands.common import positive_int
+from fakd.engine.cost import cost_ratios, model_cost
+from fakd.engine.named_models import model_from_spec
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "profile",
+        help="parameters, Multi-Adds and latency of presets or checkpoints",
+        description="Cost of one or more models: parameters, Multi-Adds for a 1280x720 output "
+        "(torch FlopCounterMode, a multiply-add counted once) and the median latency of a fixed LR "
+        "input after warm-up. With two or more models, the ratios of the first to the others.",
+    )
+    parser.add_argument("--model", action="append", required=True, metavar="PRESET_OR_CKPT",
+                        help="a model preset (rcan-teacher, ...) or a checkpoint file; repeatable")
+    parser.add_argument("--scale", type=positive_int, required=True, help="upscaling factor")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the rows as JSON")
+    parser.add_argument("--latency-size", type=positive_int, default=64, metavar="PX",
+                        help="side of the square LR input timed for latency (default 64)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed passes first (default 2)")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="timed passes (default 5; median)")
+    parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    parser.add_argument("--device", default="cpu", help="device for the latency (default cpu)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fakd.device import resolve_device
+
+    device = resolve_device(args.device)
+    models = [model_from_spec(spec, scale=args.scale) for spec in args.model]
+    rows = [model_cost(model, name=name, scale=args.scale, lr_size=args.latency_size, warmup=args.warmup,
+                       repeats=args.repeats, device=device, latency=not args.no_latency)
+            for name, model in models]
+    ratios = [cost_ratios(rows[0], other) for other in rows[1:]]
+    print(f"cost at x{args.scale}: Multi-Adds for a 1280x720 output; latency: median of {args.repeats} "
+          f"passes of a {args.latency_size}x{args.latency_size} LR input on {device} "
+          f"({torch.get_num_threads()} threads)")
+    width = max(len(row["model"]) for row in rows)
+    print(f"{'model':{width}s}  {'params':>9s}  {'Multi-Adds':>11s}  {'latency':>10s}")
+    for row in rows:
+        latency = "-" if row["latency_s"] is None else f"{row['latency_s'] * 1000:.1f} ms"
+        print(f"{row['model']:{width}s}  {row['params'] / 1e6:8.2f}M  {row['multi_adds'] / 1e9:10.1f}G  {latency:>10s}")
+    for ratio in ratios:
+        latency = "-" if ratio["latency"] is None else f"{ratio['latency']:.2f}x"
+        print(f"ratio {ratio['of']}: params {ratio['params']:.2f}x, Multi-Adds {ratio['multi_adds']:.2f}x, "
+              f"latency {latency}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        temporary = args.json.with_name(args.json.name + ".tmp")
+        temporary.write_text(json.dumps({"rows": rows, "ratios": ratios}, indent=2) + "\n")
+        temporary.replace(args.json)
+    return 0
