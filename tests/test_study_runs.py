@@ -174,6 +174,8 @@ def test_study_pipeline_runs_in_order_reuses_and_renders(tmp_path):
     assert "| 4 | seed 1 | 35.00 / 0.9000 |" in readme  # headline: paper table from compare's rows
     assert "[First notebook](html/00_first.html)" in readme
     assert "![curve](figures/compare/curve.png)" in readme
+    assert "[Student sweep](tables/students_results.csv): done" in readme
+    assert pd.read_csv(report_dir / "tables" / "students_results.csv")["score"].tolist() == [5.0]
     assert "profile: `smoke`" in readme
     index = report.index.read_text()
     assert '<a href="html/04_compare.html">Comparison</a>' in index and "<table>" in index

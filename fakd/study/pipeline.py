@@ -5,6 +5,7 @@
     teacher   02_train_teacher      trains the profile's teacher
     students  sweep over the profile's grid (notebooks/grids/<grid>.yaml, 03_distill_student),
               with teacher_run_dir fixed to the teacher step's run folder
+              (its results.csv is copied into the report's tables/)
     compare   04_compare            teacher vs students; its results.json rows are the headline table
     ablation  05_ablation_report    reads the students' sweep; its summary.md is the report's summary
 
@@ -158,7 +159,10 @@ def _run_step(step: Step, context: StudyContext, *, workers: int, progress: bool
         note = (f"{len(grid.points)} runs of {grid.notebook.name} from grids/{grid_path.name} "
                 f"({ran} executed now); {len(report.results)} result rows")
         status = f"{len(report.failures)} failed (see {report.failures_path})" if report.failures else "done"
-        return ReportEntry(title=step.title, page=report.results_path, status=status, note=note)
+        table = context.report_dir / "tables" / f"{step.name}_results.csv"  # the report stands alone
+        table.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(report.results_path, table)
+        return ReportEntry(title=step.title, page=table, status=status, note=note)
     notebook = resolve_notebook(step.notebook)
     parameters = _notebook_parameters(notebook, context, step)
     html = context.report_dir / "html" / f"{notebook.stem}.html"

@@ -10,13 +10,14 @@ interrupted sweep resumes where it stopped; failed points are tried again. One p
 stop the others.
 """
 
+import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
@@ -24,13 +25,7 @@ import pandas as pd
 from fakd.errors import FakdError
 from fakd.study.environment import kernel_environment, threads_per_worker
 from fakd.study.grid import SweepGrid, SweepPoint
-from fakd.study.notebook_runner import (
-    KernelSettings,
-    NotebookFailed,
-    finished_run,
-    run_notebook,
-    write_json_atomically,
-)
+from fakd.study.notebook_runner import finished_run, write_json_atomically
 from fakd.study.parameters import check_parameters
 from fakd.study.results import gather_results
 
@@ -68,16 +63,20 @@ class SweepReport:
         return not self.failures
 
 
-def _execute_point(notebook: str, run_dir: str, parameters: dict, environment: dict) -> dict:
-    """Worker body: one papermill run; a failing notebook becomes a record, not an exception."""
+def _execute_point(notebook: Path, run_dir: Path, parameters: dict, environment: dict) -> dict:
+    """One point in a fresh ``python -m fakd.study.worker`` process; a crash becomes a failure record."""
+    request = json.dumps({"notebook": str(notebook), "run_dir": str(run_dir), "parameters": parameters,
+                          "environment": environment})
     started = time.monotonic()
+    completed = subprocess.run([sys.executable, "-m", "fakd.study.worker"], input=request,
+                               capture_output=True, text=True, env={**os.environ, **environment})
+    lines = completed.stdout.strip().splitlines()
     try:
-        run = run_notebook(Path(notebook), Path(run_dir), parameters, reuse=False,
-                           kernel=KernelSettings(environment=environment))
-    except NotebookFailed as failure:
-        return {"status": "failed", "seconds": time.monotonic() - started, "error": failure.error,
-                "executed": str(failure.executed)}
-    return {"status": "done", "seconds": run.seconds, "error": None, "executed": str(run.executed)}
+        return json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        detail = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"status": "failed", "seconds": time.monotonic() - started, "executed": None,
+                "error": f"worker process exited with code {completed.returncode}: {detail}"}
 
 
 def check_grid(grid: SweepGrid) -> None:
@@ -144,23 +143,12 @@ def run_sweep(
         return PointOutcome(point=point, run_dir=runs_dir / point.key, status=result["status"],
                             seconds=result["seconds"], error=result["error"], executed=executed)
 
-    if workers == 1 or len(pending) <= 1:
-        for point in pending:
-            record(outcome_of(point, _execute_point(str(grid.notebook), str(runs_dir / point.key),
-                                                    point.parameters, environment)))
-    elif pending:
-        # spawn: the workers start clean instead of forking a parent that may hold threads (torch).
-        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_execute_point, str(grid.notebook), str(runs_dir / point.key),
-                                   point.parameters, environment): point for point in pending}
-            for future in as_completed(futures):
-                point = futures[future]
-                try:
-                    result = future.result()
-                except Exception as error:  # a worker that crashed outright: record it, keep the others
-                    result = {"status": "failed", "seconds": 0.0, "error": f"{type(error).__name__}: {error}",
-                              "executed": None}
-                record(outcome_of(point, result))
+    # Threads only wait: each point runs in its own worker process, which starts the kernel.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(_execute_point, grid.notebook, runs_dir / point.key, point.parameters,
+                               environment): point for point in pending}
+        for future in as_completed(futures):
+            record(outcome_of(futures[future], future.result()))
 
     return _finish(grid, out_dir, runs_dir, outcomes)
 
