@@ -13,7 +13,6 @@
 list of lists in the grid (``taps: [[body.3], [body.3, body.7]]``).
 """
 
-import hashlib
 import itertools
 import json
 import re
@@ -140,8 +139,3 @@ def load_grid(path: Path) -> SweepGrid:
         raise FakdError(f"grid file {path} is not valid YAML: {error}") from None
     return grid_from_mapping(spec, source=path)
 
-
-def grid_digest(grid: SweepGrid) -> str:
-    """Short hash of what the grid runs (for provenance lines)."""
-    text = json.dumps([grid.notebook.name, [point.parameters for point in grid.points]], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
