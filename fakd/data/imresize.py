@@ -7,11 +7,11 @@ the smaller scale is resized first (rows, i.e. height, first when the scales are
 is rounded (half away from zero) and saturated to uint8 after EACH 1-D pass, as MATLAB does.
 Float input is computed in float64 and returned in its own dtype, without rounding or clamping.
 
-Each 1-D pass is one matrix product with a (out, in) weight matrix built from MATLAB's
-``contributions`` tables (mirrored border taps summed into their column), batched over the leading
-dimensions; the matrices are cached per (input length, output length, scale). A dense matrix costs
-O(in * out) per line, which BLAS makes faster than a gather for the image sizes used here
-(about 15 ms per pass for a 480x320 RGB image).
+Each 1-D pass follows MATLAB's ``contributions`` tables: for each of the P taps (P = ceil(4 / scale)
++ 2 when shrinking, 4 when enlarging) one ``index_select`` of whole rows and one multiply-add, summed
+in MATLAB's tap order; columns are done as rows of the transposed image. Nothing loops over pixels
+or rows, everything is batched over the leading dimensions, and the tables are cached per
+(input length, output length, scale). About 1 ms per pass for a 480x320 RGB image on one core.
 """
 
 import math
@@ -35,8 +35,9 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     return near + far
 
 
+@lru_cache(maxsize=256)
 def _contributions(in_length: int, out_length: int, scale: float, antialiasing: bool):
-    """MATLAB ``contributions``: (out_length, P) int64 input indices and float64 weights."""
+    """MATLAB ``contributions``: (out_length, P) int64 input indices and float64 weights, as tensors."""
     if scale < 1 and antialiasing:
         kernel = lambda x: scale * _cubic(scale * x)  # noqa: E731
         width = _KERNEL_WIDTH / scale
@@ -52,7 +53,8 @@ def _contributions(in_length: int, out_length: int, scale: float, antialiasing: 
     weights = weights / weights.sum(axis=1, keepdims=True)
     mirror = np.concatenate([np.arange(in_length), np.arange(in_length - 1, -1, -1)])
     indices = mirror[np.mod(indices.astype(np.int64) - 1, 2 * in_length)]
-    return indices, weights
+    used = np.any(weights != 0, axis=0)  # MATLAB drops the taps that are zero for every output
+    return torch.from_numpy(indices[:, used].T.copy()), torch.from_numpy(weights[:, used].T.copy())
 
 
 def _output_length(in_length: int, scale: float) -> int:
@@ -60,21 +62,23 @@ def _output_length(in_length: int, scale: float) -> int:
     return max(1, int(math.ceil(in_length * scale - 1e-9)))
 
 
-@lru_cache(maxsize=256)
-def _weight_matrix(in_length: int, out_length: int, scale: float, antialiasing: bool) -> torch.Tensor:
-    """Dense (out_length, in_length) float64 matrix of one 1-D pass (mirrored taps summed)."""
-    indices, weights = _contributions(in_length, out_length, scale, antialiasing)
-    matrix = np.zeros((out_length, in_length), dtype=np.float64)
-    np.add.at(matrix, (np.repeat(np.arange(out_length), indices.shape[1]), indices.reshape(-1)), weights.reshape(-1))
-    return torch.from_numpy(matrix)
+def _resize_rows(x: torch.Tensor, out_length: int, scale: float, antialiasing: bool) -> torch.Tensor:
+    """One 1-D pass over the rows (dimension -2) of a float64 tensor: out = sum_p w_p * x[index_p]."""
+    indices, weights = _contributions(x.shape[-2], out_length, scale, antialiasing)
+    indices = indices.to(x.device)
+    weights = weights.to(device=x.device, dtype=x.dtype)[:, :, None]  # (P, out, 1)
+    x = x.contiguous()
+    out = x.index_select(-2, indices[0]) * weights[0]
+    for tap in range(1, indices.shape[0]):  # taps in MATLAB's order; P <= ceil(4 / scale) + 2
+        out.addcmul_(x.index_select(-2, indices[tap]), weights[tap])
+    return out
 
 
 def _resize_along(x: torch.Tensor, dim: int, out_length: int, scale: float, antialiasing: bool) -> torch.Tensor:
-    """One 1-D pass over dimension ``dim`` (-2 rows or -1 columns) of a float64 tensor."""
-    matrix = _weight_matrix(x.shape[dim], out_length, scale, antialiasing).to(x.device)
+    """One 1-D pass over dimension ``dim`` (-2 rows or -1 columns); columns go through a transpose."""
     if dim == -2:
-        return torch.matmul(matrix, x)
-    return torch.matmul(x, matrix.T)
+        return _resize_rows(x, out_length, scale, antialiasing)
+    return _resize_rows(x.transpose(-1, -2), out_length, scale, antialiasing).transpose(-1, -2)
 
 
 def _round_to_uint8_range(x: torch.Tensor) -> torch.Tensor:
@@ -127,7 +131,7 @@ def imresize(
         x = _resize_along(x, dim, out_size[axis], scales[axis], antialiasing)
         if is_uint8:
             x = _round_to_uint8_range(x)
-    return x.to(image.dtype)
+    return x.to(image.dtype).contiguous()
 
 
 def modcrop(image, scale: int):
