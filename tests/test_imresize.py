@@ -190,6 +190,8 @@ def test_modcrop_numpy_and_torch():
     assert torch.equal(modcrop(tensor, 3), tensor[:, :9, :6])
     assert modcrop(tensor[None], 2).shape == (1, 3, 10, 6)
     assert modcrop(array, 1).shape == array.shape
+    with pytest.raises(FakdError):
+        modcrop(array, 0)
 
 
 # ---------------------------------------------------------------- acceptance against MATLAB-made LR images
