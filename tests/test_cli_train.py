@@ -171,3 +171,8 @@ def test_tiled_rcan_matches_within_rounding():
     tiled = (upscale_tiled(model, lr, scale=4, tile=32, overlap=32).clamp(0, 1) * 255).round()
     difference = (whole - tiled).abs()
     assert difference.max() <= 1 and (difference > 0).float().mean() < 0.01
+
+
+def test_amp_on_a_cpu_run_is_refused(tmp_path, capsys):
+    code = main(["train", "--role", "student", *SMOKE, "--device", "cpu", "--amp", "--out", str(tmp_path / "amp")])
+    assert "CUDA" in _one_error_line(capsys, code)

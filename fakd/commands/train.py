@@ -19,6 +19,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
     group.add_argument("--overwrite", action="store_true", help="replace the run in RUN_DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--amp", action="store_true", help="CUDA: mixed precision (bfloat16, else float16 + loss scaling)")
+    parser.add_argument("--compile", action="store_true", help="CUDA: torch.compile the trained model")
     add_device_argument(parser)
     add_data_root_argument(parser)
 
@@ -28,6 +30,10 @@ def load_config(args: argparse.Namespace):
     overrides = list(args.overrides)
     if args.device != "auto":
         overrides.append(f"device={args.device}")
+    if args.amp:
+        overrides.append("amp=true")
+    if args.compile:
+        overrides.append("compile=true")
     return load_run_config(args.config, overrides)
 
 
