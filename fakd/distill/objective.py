@@ -1,0 +1,227 @@
+"""The training objective for a distilled student, built from plain keyword arguments.
+
+    total = (1 − α)·L1(SR_s, HR) + α·L1(SR_s, SR_t) + Σ_terms weight · Σ_pairs loss(student, teacher)
+
+Terms are ``DistillationTerm``s or plain dicts (as read from YAML/JSON)::
+
+    DistillationObjective(alpha=0.5, terms=[
+        {"method": "fakd", "weight": 10.0, "student_taps": ["body.2", "body.6", "body_tail"],
+         "teacher_taps": ["body.2", "body.6", "body_tail"], "p": 1},
+    ])
+
+Keys other than method/weight/student_taps/teacher_taps/name are the loss's options (``p`` for
+fakd/at/ca; ``student_channels``/``teacher_channels`` for fitnet). Feature methods: ``fakd`` (the
+paper's L1; ``p: 2`` for the squared variant), ``fitnet``, ``at``, ``fsp`` (consecutive tap pairs),
+``ca``. Output distillation (``kd``) is the α term, not a feature term; ``none`` (the teacher-free
+student) is α = 0 and no terms — ``DistillationObjective.for_method`` maps a single method name to
+these settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fakd.distill.baselines import (AttentionTransferLoss, ChannelAffinityLoss, FeatureAffinityLoss,
+                                    FitNetLoss, FSPLoss)
+from fakd.errors import FakdError
+
+FEATURE_LOSSES = {"fakd": FeatureAffinityLoss, "fitnet": FitNetLoss, "at": AttentionTransferLoss,
+                  "fsp": FSPLoss, "ca": ChannelAffinityLoss}
+KNOWN_METHODS = ("none", "kd", *FEATURE_LOSSES)
+RESERVED_NAMES = ("total", "l1_hr", "l1_teacher")
+
+
+@dataclass(frozen=True)
+class DistillationTerm:
+    """One feature-distillation term: a method, its weight, paired tap lists and loss options."""
+
+    method: str
+    weight: float
+    student_taps: tuple[str, ...]
+    teacher_taps: tuple[str, ...]
+    options: dict = field(default_factory=dict)
+    name: str | None = None
+
+    @classmethod
+    def from_dict(cls, config: Mapping) -> "DistillationTerm":
+        """Build from a plain dict; keys beyond the fields go to ``options``."""
+        if isinstance(config, DistillationTerm):
+            return config
+        if not isinstance(config, Mapping):
+            raise FakdError(f"a distillation term must be a dict, got {type(config).__name__}")
+        missing = [key for key in ("method", "weight", "student_taps", "teacher_taps")
+                   if key not in config]
+        if missing:
+            raise FakdError(f"distillation term {dict(config)} lacks {', '.join(missing)}")
+        fields = ("method", "weight", "student_taps", "teacher_taps", "name", "options")
+        options = {**config.get("options", {}),
+                   **{key: value for key, value in config.items() if key not in fields}}
+        return cls(method=config["method"], weight=config["weight"],
+                   student_taps=_tap_tuple(config["student_taps"]),
+                   teacher_taps=_tap_tuple(config["teacher_taps"]),
+                   options=options, name=config.get("name"))
+
+    @property
+    def label(self) -> str:
+        return self.name or self.method
+
+
+def _tap_tuple(taps) -> tuple[str, ...]:
+    if isinstance(taps, str):
+        return (taps,)
+    return tuple(taps)
+
+
+class DistillationObjective(nn.Module):
+    """Combined loss; ``forward`` returns ``(total, {name: unweighted value})``.
+
+    The dict has ``l1_hr`` always, ``l1_teacher`` when α > 0, and one entry per term (its label:
+    ``name`` or the method), each summed over its tap pairs and not yet multiplied by its weight.
+    Learnable parts (FitNet adapters) are parameters of this module.
+    """
+
+    def __init__(self, *, alpha: float = 0.5, terms: Iterable = ()):
+        super().__init__()
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+            raise FakdError(f"alpha (weight of the output-distillation term) must lie in [0, 1], "
+                            f"got {alpha!r}")
+        self.alpha = float(alpha)
+        self.terms = [DistillationTerm.from_dict(term) for term in terms]
+        self.losses = nn.ModuleDict()
+        for term in self.terms:
+            self._check_term(term)
+            self.losses[term.label] = nn.ModuleList(
+                self._build_loss(term) for _ in self._pairs(term))
+
+    @classmethod
+    def for_method(cls, method: str, *, alpha: float = 0.5, weight: float | None = None,
+                   student_taps: Iterable[str] = (), teacher_taps: Iterable[str] = (),
+                   **options) -> "DistillationObjective":
+        """One method by name: ``none`` → α = 0, no terms; ``kd`` → α only; else α + one term."""
+        if method == "none":
+            return cls(alpha=0.0)
+        if method == "kd":
+            return cls(alpha=alpha)
+        if weight is None and method in FEATURE_LOSSES:
+            raise FakdError(f"method {method!r} needs a weight")
+        return cls(alpha=alpha, terms=[{"method": method, "weight": weight,
+                                        "student_taps": student_taps,
+                                        "teacher_taps": teacher_taps, **options}])
+
+    def _check_term(self, term: DistillationTerm) -> None:
+        if term.method not in FEATURE_LOSSES:
+            hint = {"kd": " (output distillation is the alpha term)",
+                    "none": " (no distillation is alpha=0 and no terms)"}.get(term.method, "")
+            raise FakdError(f"unknown distillation method {term.method!r}{hint}; feature terms "
+                            f"are {', '.join(FEATURE_LOSSES)} (all methods: "
+                            f"{', '.join(KNOWN_METHODS)})")
+        weight = term.weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+            raise FakdError(f"term {term.label!r}: weight must be a non-negative number, "
+                            f"got {weight!r}")
+        if len(term.student_taps) != len(term.teacher_taps):
+            raise FakdError(f"term {term.label!r}: {len(term.student_taps)} student taps "
+                            f"{list(term.student_taps)} but {len(term.teacher_taps)} teacher taps "
+                            f"{list(term.teacher_taps)}; they are paired one to one")
+        needed = 2 if term.method == "fsp" else 1
+        if len(term.student_taps) < needed:
+            raise FakdError(f"term {term.label!r}: method {term.method!r} needs at least "
+                            f"{needed} tap pair(s)")
+        if term.label in self.losses or term.label in RESERVED_NAMES:
+            raise FakdError(f"term name {term.label!r} is used twice or reserved; give each term "
+                            f"a distinct 'name'")
+
+    @staticmethod
+    def _build_loss(term: DistillationTerm) -> nn.Module:
+        try:
+            return FEATURE_LOSSES[term.method](**term.options)
+        except TypeError as error:
+            raise FakdError(f"term {term.label!r}: bad options {term.options} for method "
+                            f"{term.method!r} ({error})") from None
+
+    @staticmethod
+    def _pairs(term: DistillationTerm) -> list:
+        """Tap pairs a term compares: (student, teacher) names, or for FSP consecutive pairs."""
+        pairs = list(zip(term.student_taps, term.teacher_taps))
+        if term.method == "fsp":
+            return list(zip(pairs[:-1], pairs[1:]))
+        return pairs
+
+    @property
+    def student_taps(self) -> list[str]:
+        """Every student tap any term needs, unique, in order."""
+        return list(dict.fromkeys(tap for term in self.terms for tap in term.student_taps))
+
+    @property
+    def teacher_taps(self) -> list[str]:
+        """Every teacher tap any term needs, unique, in order."""
+        return list(dict.fromkeys(tap for term in self.terms for tap in term.teacher_taps))
+
+    @property
+    def needs_teacher(self) -> bool:
+        """Whether the teacher must run at all (output KD or any feature term)."""
+        return self.alpha > 0 or bool(self.terms)
+
+    def prepare(self, student_features: Mapping[str, Tensor],
+                teacher_features: Mapping[str, Tensor]) -> None:
+        """Build FitNet adapters from sample features; call before creating the optimiser."""
+        for term in self.terms:
+            for loss, (s_tap, t_tap) in zip(self.losses[term.label], self._pairs(term)):
+                if isinstance(loss, FitNetLoss):
+                    student, teacher = _feature(student_features, s_tap, "student"), \
+                        _feature(teacher_features, t_tap, "teacher")
+                    loss.build_adapter(student.shape[1], teacher.shape[1])
+                    if loss.adapter is not None:
+                        loss.adapter.to(device=student.device, dtype=student.dtype)
+
+    def forward(self, *, student_sr: Tensor, hr: Tensor, teacher_sr: Tensor | None = None,
+                student_features: Mapping[str, Tensor] | None = None,
+                teacher_features: Mapping[str, Tensor] | None = None):
+        values: dict[str, Tensor] = {"l1_hr": F.l1_loss(student_sr, hr)}
+        total = (1 - self.alpha) * values["l1_hr"]
+        if self.alpha > 0:
+            if teacher_sr is None:
+                raise FakdError(f"alpha={self.alpha} asks for output distillation but no "
+                                f"teacher_sr was given")
+            values["l1_teacher"] = F.l1_loss(student_sr, teacher_sr.detach())
+            total = total + self.alpha * values["l1_teacher"]
+        for term in self.terms:
+            value = 0
+            for loss, pair in zip(self.losses[term.label], self._pairs(term)):
+                value = value + self._pair_loss(term, loss, pair, student_features or {},
+                                                teacher_features or {})
+            values[term.label] = value
+            total = total + term.weight * value
+        return total, values
+
+    def _pair_loss(self, term, loss, pair, student_features, teacher_features) -> Tensor:
+        if term.method == "fsp":
+            (s_first, t_first), (s_second, t_second) = pair
+            student = tuple(_feature(student_features, tap, "student") for tap in (s_first, s_second))
+            teacher = tuple(_feature(teacher_features, tap, "teacher") for tap in (t_first, t_second))
+            for (s_tap, t_tap), s_feat, t_feat in zip(pair, student, teacher):
+                _check_spatial(term, s_tap, t_tap, s_feat, t_feat)
+            return loss(student, teacher)
+        s_tap, t_tap = pair
+        student = _feature(student_features, s_tap, "student")
+        teacher = _feature(teacher_features, t_tap, "teacher")
+        _check_spatial(term, s_tap, t_tap, student, teacher)
+        return loss(student, teacher)
+
+
+def _feature(features: Mapping[str, Tensor], tap: str, owner: str) -> Tensor:
+    if tap not in features:
+        raise FakdError(f"no {owner} feature for tap {tap!r} (have: "
+                        f"{', '.join(features) or 'none'}); tap the {owner} with FeatureTaps")
+    return features[tap]
+
+
+def _check_spatial(term, s_tap: str, t_tap: str, student: Tensor, teacher: Tensor) -> None:
+    if student.shape[0] != teacher.shape[0] or student.shape[2:] != teacher.shape[2:]:
+        raise FakdError(f"term {term.label!r}: student tap {s_tap!r} {tuple(student.shape)} and "
+                        f"teacher tap {t_tap!r} {tuple(teacher.shape)} differ in batch or spatial "
+                        f"size")

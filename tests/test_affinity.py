@@ -1,0 +1,156 @@
+"""FAKD affinity: the blocked/Gram losses against the naive float64 N×N computation."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from fakd.distill import affinity_loss, spatial_affinity
+from fakd.distill.affinity import _row_blocks
+from fakd.errors import FakdError
+
+VALUE_TOL = 1e-5
+GRAD_TOL = 1e-4
+
+
+def naive_loss(student, teacher, p):
+    """The straightforward formula in float64: normalise, bmm to N×N, mean |diff| or diff²."""
+    def affinity(feat):
+        flat = feat.double().flatten(2)
+        unit = flat / (flat.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-8)
+        return unit.transpose(1, 2) @ unit
+    diff = affinity(student) - affinity(teacher.detach())
+    return diff.abs().mean() if p == 1 else diff.pow(2).mean()
+
+
+def relative(a, b):
+    return float((a.double() - b.double()).norm() / b.double().norm())
+
+
+def compare(student, teacher, p, **kwargs):
+    """Value and student-gradient of affinity_loss vs the naive float64 reference."""
+    student = student.detach().requires_grad_(True)
+    value = affinity_loss(student, teacher, p, **kwargs)
+    (grad,) = torch.autograd.grad(value, student)
+    student64 = student.detach().double().requires_grad_(True)
+    reference = naive_loss(student64, teacher.double(), p)
+    (grad64,) = torch.autograd.grad(reference, student64)
+    return abs(value.item() - reference.item()) / abs(reference.item()), relative(grad, grad64)
+
+
+def test_spatial_affinity_matches_per_pixel_cosines():
+    torch.manual_seed(0)
+    feat = torch.randn(2, 5, 3, 4, dtype=torch.float64)
+    affinity = spatial_affinity(feat)
+    assert affinity.shape == (2, 12, 12)
+    vectors = feat.flatten(2).numpy()  # (B, C, N)
+    for b in range(2):
+        for i in (0, 5, 11):
+            for j in (0, 7, 11):
+                u, v = vectors[b, :, i], vectors[b, :, j]
+                expected = u @ v / ((np.linalg.norm(u) + 1e-8) * (np.linalg.norm(v) + 1e-8))
+                assert affinity[b, i, j].item() == pytest.approx(expected, rel=1e-12)
+    assert torch.allclose(affinity, affinity.transpose(1, 2))
+
+
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize(
+    "student_shape, teacher_shape, block_bytes",
+    [
+        ((1, 4, 6, 6), (1, 4, 6, 6), 2**20),          # one block
+        ((2, 5, 7, 9), (2, 3, 7, 9), 1000),           # N = 63: many uneven blocks, Cs > Ct
+        ((3, 16, 20, 13), (3, 24, 20, 13), 40_000),   # N = 260 not a multiple of any block, Cs < Ct
+        ((2, 8, 1, 37), (2, 8, 1, 37), 1),            # one row per block
+    ],
+)
+def test_loss_and_gradient_equal_naive_on_random_features(p, student_shape, teacher_shape, block_bytes):
+    torch.manual_seed(sum(student_shape) + p)
+    student = torch.randn(student_shape)
+    teacher = torch.randn(teacher_shape)
+    value_error, grad_error = compare(student, teacher, p, block_bytes=block_bytes)
+    assert value_error <= VALUE_TOL
+    assert grad_error <= GRAD_TOL
+
+
+def test_blocks_cover_the_upper_triangle_within_budget():
+    batch, positions, budget = 3, 1000, 50_000
+    blocks = list(_row_blocks(batch, positions, 4, budget))
+    assert blocks[0][0] == 0 and blocks[-1][1] == positions
+    assert all(stop == next_start for (_, stop), (next_start, _) in zip(blocks, blocks[1:]))
+    assert all(batch * (stop - start) * (positions - start) * 4 <= budget for start, stop in blocks)
+
+
+def real_image_crops(shared_data, size=40):
+    crops = []
+    for name in ("baby.png", "bird.png"):
+        image = np.asarray(Image.open(shared_data / "Set5" / "HR" / name).convert("RGB"))
+        crops.append(torch.from_numpy(image[:size, :size].copy()).permute(2, 0, 1).float() / 255)
+    return torch.stack(crops)
+
+
+def conv_net(channels, seed):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, channels, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(channels, channels, 3, padding=1))
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_equal_naive_on_real_features_and_gradient_reaches_student(shared_data, p):
+    images = real_image_crops(shared_data)
+    student, teacher = conv_net(8, seed=1), conv_net(16, seed=2)
+    with torch.no_grad():
+        teacher_feat = teacher(images)
+    loss = affinity_loss(student(images), teacher_feat, p, block_bytes=2**20)
+    loss.backward()
+    grad = student[2].weight.grad.clone()
+    assert grad.abs().sum() > 0, "the affinity loss must not detach the student"
+    student.zero_grad()
+    student64 = student.double()
+    reference = naive_loss(student64(images.double()), teacher_feat.double(), p)
+    reference.backward()
+    assert abs(loss.item() - reference.item()) / reference.item() <= VALUE_TOL
+    assert relative(grad, student64[2].weight.grad) <= GRAD_TOL
+
+
+def test_teacher_receives_no_gradient():
+    torch.manual_seed(3)
+    student = torch.randn(2, 4, 5, 5, requires_grad=True)
+    teacher = torch.randn(2, 6, 5, 5, requires_grad=True)
+    for p in (1, 2):
+        affinity_loss(student, teacher, p).backward()
+    assert teacher.grad is None
+    assert student.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_gradcheck_float64(p):
+    torch.manual_seed(4)
+    student = torch.randn(2, 3, 3, 4, dtype=torch.float64, requires_grad=True)
+    teacher = torch.randn(2, 5, 3, 4, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda s: affinity_loss(s, teacher, p, block_bytes=200),
+                                    (student,), eps=1e-6, atol=1e-7)
+
+
+def test_identical_features_give_zero_loss():
+    torch.manual_seed(5)
+    feat = torch.randn(2, 6, 7, 7)
+    for p in (1, 2):
+        assert affinity_loss(feat, feat.clone(), p).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "student_shape, teacher_shape",
+    [((2, 4, 5, 5), (3, 4, 5, 5)), ((2, 4, 5, 5), (2, 4, 5, 6)), ((2, 4, 5, 5), (2, 4, 4, 5))],
+)
+def test_mismatched_batch_or_spatial_size_is_an_error_naming_both_shapes(student_shape, teacher_shape):
+    with pytest.raises(FakdError) as error:
+        affinity_loss(torch.zeros(student_shape), torch.zeros(teacher_shape))
+    assert str(student_shape) in str(error.value) and str(teacher_shape) in str(error.value)
+
+
+def test_bad_rank_and_order_are_errors():
+    with pytest.raises(FakdError, match="B, C, H, W"):
+        affinity_loss(torch.zeros(2, 4, 25), torch.zeros(2, 4, 25))
+    with pytest.raises(FakdError, match="p must be 1 or 2"):
+        affinity_loss(torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 3, 3), p=3)
