@@ -20,7 +20,7 @@ study: $(STAMP)
 	$(BIN)/fakd study --profile $(PROFILE)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q
 
 clean-venv:
 	rm -rf $(VENV)
