@@ -58,6 +58,19 @@ def test_distill_with_combined_methods(teacher_run, tmp_path):
     assert load_checkpoint(out / "checkpoints" / "best.pt")["model_name"] == "rcan-smoke-student fakd+at s0"
 
 
+def test_distill_overrides_map_the_command_line():
+    from fakd.engine.config import load_run_config
+    from fakd.engine.distillation import distill_overrides
+
+    overrides = distill_overrides(["fakd", "kd", "fitnet"], weights=[3, 0.5], student_taps=["body.1"], p=2)
+    config = load_run_config("smoke", overrides)
+    assert config.distill.methods == ["fakd", "kd", "fitnet"]
+    assert config.distill.weights == {"fakd": 3.0, "fitnet": 0.5}
+    assert config.distill.student_taps == ["body.1"] and config.distill.options == {"fakd": {"p": 2}}
+    assert load_run_config("smoke", distill_overrides(["at", "fsp"], weights=[7])).distill.weights == \
+        {"at": 7.0, "fsp": 7.0}
+
+
 def test_profile_paper_pair(tmp_path, capsys):
     out = tmp_path / "cost.json"
     code = main(["profile", "--model", "rcan-teacher", "--model", "rcan-student", "--scale", "4",

@@ -12,10 +12,9 @@ import argparse
 
 from fakd.commands.train import add_run_arguments, load_config, print_summary
 from fakd.data.roots import resolve_data_root
-from fakd.distill import FEATURE_LOSSES, KNOWN_METHODS
-from fakd.engine.distillation import check_methods
+from fakd.distill import KNOWN_METHODS
+from fakd.engine.distillation import distill_overrides
 from fakd.engine.trainer import train_run
-from fakd.errors import FakdError
 
 
 def register(subparsers) -> None:
@@ -34,42 +33,16 @@ def register(subparsers) -> None:
                         "uses the same names unless --teacher-taps is given (default: the models' taps)")
     parser.add_argument("--teacher-taps", nargs="+", default=None, metavar="TAP",
                         help="teacher tap points paired one to one with --taps")
+    parser.add_argument("--p", type=int, choices=[1, 2], default=None,
+                        help="FAKD affinity distance: 1 = the paper's L1 (default), 2 = squared (Gram identity)")
     add_run_arguments(parser)
     parser.set_defaults(handler=run)
 
 
-def distill_overrides(args: argparse.Namespace) -> list[str]:
-    """The --method/--weight/--taps options as config overrides (applied after --set)."""
-    overrides = []
-    methods = None
-    if args.method:
-        methods = check_methods(args.method)
-        overrides.append(f"distill.methods=[{','.join(methods)}]")
-    if args.weight:
-        if any(weight < 0 for weight in args.weight):
-            raise FakdError(f"--weight must be ≥ 0, got {args.weight}")
-        if methods is None:
-            raise FakdError("--weight needs --method (which term it weighs)")
-        featured = [method for method in methods if method in FEATURE_LOSSES]
-        if not featured:
-            raise FakdError(f"--weight given, but methods {methods} have no feature term to weigh")
-        if len(args.weight) == 1:
-            weights = dict.fromkeys(featured, args.weight[0])
-        elif len(args.weight) == len(featured):
-            weights = dict(zip(featured, args.weight))
-        else:
-            raise FakdError(f"{len(args.weight)} --weight values for {len(featured)} feature method(s) "
-                            f"{featured}: give one for all or one per feature method")
-        overrides += [f"distill.weights.{method}={weight!r}" for method, weight in weights.items()]
-    if args.taps:
-        overrides.append(f"distill.student_taps=[{','.join(args.taps)}]")
-    if args.teacher_taps:
-        overrides.append(f"distill.teacher_taps=[{','.join(args.teacher_taps)}]")
-    return overrides
-
-
 def run(args: argparse.Namespace) -> int:
-    args.overrides = list(args.overrides) + distill_overrides(args)
+    args.overrides = list(args.overrides) + distill_overrides(
+        args.method, weights=args.weight, student_taps=args.taps, teacher_taps=args.teacher_taps,
+        p=args.p)
     config = load_config(args)
     summary = train_run(config, role="distill", out=args.out, teacher_checkpoint=args.teacher,
                         data_root=resolve_data_root(args.data_root), resume=args.resume,

@@ -68,3 +68,48 @@ def build_objective(settings: DistillSettings, *, student: nn.Module, teacher: n
             **settings.options.get(method, {}),
         })
     return DistillationObjective(alpha=settings.alpha, terms=terms)
+
+
+def distill_overrides(
+    methods: list[str] | None = None,
+    *,
+    weights: list[float] | None = None,
+    student_taps: list[str] | None = None,
+    teacher_taps: list[str] | None = None,
+    p: int | None = None,
+) -> list[str]:
+    """Command-line style choices as ``--set`` overrides for ``load_run_config``.
+
+    ``weights``: one value for every feature method, or one per feature method in the order of
+    ``methods`` (``kd``/``none`` take none). ``p``: the FAKD affinity distance (1 or 2).
+    """
+    overrides = []
+    if methods:
+        methods = check_methods(list(methods))
+        overrides.append(f"distill.methods=[{','.join(methods)}]")
+    if weights:
+        if any(weight < 0 for weight in weights):
+            raise FakdError(f"weights must be ≥ 0, got {list(weights)}")
+        if not methods:
+            raise FakdError("a weight needs a method (which term it weighs)")
+        featured = [method for method in methods if method in FEATURE_LOSSES]
+        if not featured:
+            raise FakdError(f"a weight was given, but methods {methods} have no feature term to weigh")
+        if len(weights) == 1:
+            chosen = dict.fromkeys(featured, weights[0])
+        elif len(weights) == len(featured):
+            chosen = dict(zip(featured, weights))
+        else:
+            raise FakdError(f"{len(weights)} --weight values for {len(featured)} feature method(s) "
+                            f"{featured}: give one for all or one per feature method")
+        overrides += [f"distill.weights.{method}={float(weight)!r}" for method, weight in chosen.items()]
+    if student_taps:
+        overrides.append(f"distill.student_taps=[{','.join(student_taps)}]")
+    if teacher_taps:
+        overrides.append(f"distill.teacher_taps=[{','.join(teacher_taps)}]")
+    if p is not None:
+        if p not in (1, 2):
+            raise FakdError(f"the FAKD affinity distance p must be 1 or 2, got {p!r}")
+        overrides.append(f"distill.options.fakd.p={int(p)}")
+    return overrides
+
