@@ -189,3 +189,18 @@ def test_tiled_rcan_matches_within_rounding():
 def test_amp_on_a_cpu_run_is_refused(tmp_path, capsys):
     code = main(["train", "--role", "student", *SMOKE, "--device", "cpu", "--amp", "--out", str(tmp_path / "amp")])
     assert "CUDA" in _one_error_line(capsys, code)
+
+
+def test_evaluate_checkpoints_by_name(teacher_run, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    best = str(teacher_run / "checkpoints" / "best.pt")
+    code = main(["evaluate", "--checkpoint", best, "--checkpoint", str(teacher_run / "checkpoints" / "last.pt"),
+                 "--model", "bicubic", "--dataset", "skimage-test", "--scale", "4", "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    capsys.readouterr()
+    models = {row["model"] for row in json.loads(out.read_text())["rows"]}
+    assert models == {"bicubic", "rcan-smoke-teacher teacher s0 [teacher/best]",
+                      "rcan-smoke-teacher teacher s0 [teacher/last]"}
+    line = _one_error_line(capsys, main(["evaluate", "--checkpoint", best, "--dataset", "skimage-test",
+                                         "--scale", "2"]))
+    assert "×4 model, but ×2" in line

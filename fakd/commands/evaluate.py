@@ -11,6 +11,7 @@ from fakd.data.benchmark import open_benchmark_set
 from fakd.data.imresize import imresize
 from fakd.data.roots import resolve_data_root
 from fakd.device import resolve_device
+from fakd.engine.named_models import models_from_checkpoints
 from fakd.errors import FakdError
 from fakd.metrics import evaluate_model, quantize_to_uint8
 from fakd.report.tables import paper_table, to_text
@@ -27,6 +28,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--model", action="append", default=[], choices=BUILTIN_MODELS,
                         help="a built-in model: bicubic (MATLAB bicubic upscaling); repeatable")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="CKPT",
+                        help="a trained fakd checkpoint (named as recorded in it); repeatable")
     parser.add_argument("--dataset", action="append", required=True, metavar="SET_OR_PATH",
                         help="a set name under the data root (Set5, Set14, B100, skimage-test) or a folder; repeatable")
     parser.add_argument("--scale", type=positive_int, required=True, help="upscaling factor")
@@ -54,8 +57,9 @@ def bicubic_upscaler(scale: int):
 def named_models(args: argparse.Namespace) -> list[tuple[str, object]]:
     """(name, model) pairs asked for on the command line."""
     models = [(name, bicubic_upscaler(args.scale)) for name in args.model]
+    models += models_from_checkpoints(args.checkpoint, scale=args.scale, device=resolve_device(args.device))
     if not models:
-        raise FakdError("name at least one model to evaluate (--model bicubic)")
+        raise FakdError("name at least one model to evaluate (--model bicubic or --checkpoint CKPT)")
     return models
 
 
