@@ -4,8 +4,9 @@ Methods (repeat ``--method`` to combine): ``none`` (no teacher; the baseline), `
 distillation, ``(1 − α)·L1(SR, HR) + α·L1(SR, SR_teacher)``), and the feature terms ``fakd``,
 ``fitnet``, ``at``, ``fsp``, ``ca``, each added to the kd loss (the paper's FAKD is kd + 10 ×
 affinity). ``--weight`` is given once for all feature methods or once per feature method in the
-order of ``--method`` (``kd`` and ``none`` take no weight); the default weights are in
-``fakd.engine.distillation.DEFAULT_WEIGHTS`` (fakd 10 as in the paper).
+order of ``--method`` (``kd`` and ``none`` take no weight); default weights: fakd 10 (the paper's),
+ca 10, fitnet 1, at 1000, fsp 1 (``fakd.engine.distillation.DEFAULT_WEIGHTS``). α (default 0.5):
+``--set distill.alpha=...``; ``--set distill.alpha=0`` gives feature terms without output KD.
 """
 
 import argparse

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     ratios = [cost_ratios(rows[0], other) for other in rows[1:]]
     print(f"cost at x{args.scale}: Multi-Adds for a 1280x720 output; latency: median of {args.repeats} "
           f"passes of a {args.latency_size}x{args.latency_size} LR input on {device} "
-          f"({torch.get_num_threads()} threads)")
+          f"({torch.get_num_threads()} torch thread(s))")
     width = max(len(row["model"]) for row in rows)
     print(f"{'model':{width}s}  {'params':>9s}  {'Multi-Adds':>11s}  {'latency':>10s}")
     for row in rows:
