@@ -209,3 +209,23 @@ def test_out_dir_rules(reference_run, tmp_path):
     short = load_run_config("smoke", ["student.iterations=2"])
     summary = train_run(short, role="student", out=stranger, overwrite=True, progress=False)
     assert summary["final_iteration"] == 2 and (stranger / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("schedule", ["multistep", "cosine"])
+def test_schedules(schedule):
+    from fakd.engine.trainer import make_scheduler
+
+    config = load_run_config("smoke", [f"student.schedule={schedule}", "student.lr=1e-3",
+                                       "student.milestones=[0.5,0.75]", "student.min_lr=1e-5"])
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=config.student.lr)
+    scheduler = make_scheduler(optimizer, config.student, 8)
+    rates = []
+    for _ in range(8):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    if schedule == "multistep":  # halved after 4 and again after 6 of 8 iterations
+        assert rates == pytest.approx([1e-3] * 4 + [5e-4] * 2 + [2.5e-4] * 2)
+    else:
+        assert rates[0] == pytest.approx(1e-3) and optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
+        assert all(a > b for a, b in zip(rates, rates[1:]))
