@@ -1,0 +1,164 @@
+"""Charts of the study: training curves, loss terms, per-image differences, ablation plots, cost.
+
+Like ``fakd.report.figures``: each function returns a titled, labelled ``Figure``; save it with
+``fakd.report.figures.save_figure``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from fakd.errors import FakdError
+from fakd.report.figures import plt
+
+LOSS_COLUMNS_SKIPPED = ("iteration", "lr", "val_psnr", "elapsed_seconds")
+
+
+def _seaborn():
+    import seaborn
+
+    seaborn.set_theme(style="whitegrid", context="notebook")
+    return seaborn
+
+
+def training_curves_figure(metrics: pd.DataFrame, *, title: str) -> plt.Figure:
+    """Loss terms vs iteration (log scale) and validation PSNR vs iteration, from an engine metrics log."""
+    if metrics.empty or "iteration" not in metrics.columns:
+        raise FakdError("the metrics log is empty: nothing to plot")
+    figure, (losses, psnr) = plt.subplots(1, 2, figsize=(12, 4.2))
+    terms = [column for column in metrics.columns if column not in LOSS_COLUMNS_SKIPPED]
+    for term in terms:
+        logged = metrics[["iteration", term]].dropna()
+        if not logged.empty:
+            losses.plot(logged["iteration"], logged[term], marker="." if len(logged) < 30 else None,
+                        label=term, linewidth=2.0 if term == "loss" else 1.2)
+    if any((metrics[term].dropna() > 0).all() for term in terms if term in metrics):
+        losses.set_yscale("log")
+    losses.set_xlabel("iteration")
+    losses.set_ylabel("loss (per term; 'loss' = weighted total)")
+    losses.set_title("training loss")
+    losses.legend(fontsize=8)
+    validation = metrics[["iteration", "val_psnr"]].dropna() if "val_psnr" in metrics else pd.DataFrame()
+    if not validation.empty:
+        psnr.plot(validation["iteration"], validation["val_psnr"], marker="o", color="tab:green")
+        best = validation.loc[validation["val_psnr"].idxmax()]
+        psnr.annotate(f"best {best['val_psnr']:.2f} dB", (best["iteration"], best["val_psnr"]),
+                      textcoords="offset points", xytext=(-40, -16), fontsize=8)
+    psnr.set_xlabel("iteration")
+    psnr.set_ylabel("validation PSNR on Y (dB)")
+    psnr.set_title("validation PSNR (held-out training images)")
+    figure.suptitle(title, fontsize=12)
+    figure.tight_layout()
+    return figure
+
+
+def loss_terms_figure(terms: dict[str, float], *, title: str) -> plt.Figure:
+    """Bar chart of the weighted loss terms that add up to the training loss."""
+    figure, axis = plt.subplots(figsize=(7, 3.8))
+    names, values = list(terms), [float(value) for value in terms.values()]
+    bars = axis.bar(names, values, color=plt.cm.tab10(np.arange(len(names))))
+    axis.bar_label(bars, labels=[f"{value:.4f}" for value in values], fontsize=8)
+    axis.set_ylabel("weighted contribution to the loss")
+    axis.set_xlabel("term")
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def per_image_differences_figure(differences: pd.DataFrame, *, value: str = "difference", group: str = "label",
+                                 title: str, reference: str) -> plt.Figure:
+    """Per-image PSNR differences to ``reference`` by model/configuration and data set (strip + box)."""
+    if differences.empty:
+        raise FakdError("no per-image differences to plot")
+    seaborn = _seaborn()
+    height = max(3.5, 0.55 * differences[group].nunique() + 1.5)
+    figure, axis = plt.subplots(figsize=(9, height))
+    seaborn.boxplot(data=differences, x=value, y=group, hue="dataset", ax=axis, fliersize=0,
+                    boxprops={"alpha": 0.35})
+    seaborn.stripplot(data=differences, x=value, y=group, hue="dataset", ax=axis, dodge=True, size=4,
+                      legend=False)
+    axis.axvline(0.0, color="black", linewidth=1)
+    axis.set_xlabel(f"PSNR − PSNR of {reference} on the same image (dB)")
+    axis.set_ylabel("")
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def psnr_vs_weight_figure(sweep: pd.DataFrame, *, method_label: str = "FAKD", title: str) -> plt.Figure | None:
+    """PSNR vs the feature-term weight (log x) for the default-tap runs of one method, per data set;
+    None when the sweep has fewer than two weights."""
+    runs = sweep[sweep["label"].str.match(rf"^{method_label}( w=[0-9.e+-]+)?$")]
+    runs = runs[runs["weight_used"].notna()]
+    if runs["weight_used"].nunique() < 2:
+        return None
+    seaborn = _seaborn()
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    seaborn.lineplot(data=runs, x="weight_used", y="psnr", hue="dataset", marker="o", errorbar=("ci", 95), ax=axis)
+    axis.set_xscale("log")
+    axis.set_xlabel(f"{method_label} loss weight w (log scale)")
+    axis.set_ylabel("test PSNR on Y (dB), mean ± 95% CI over seeds")
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def gain_per_dataset_figure(table: pd.DataFrame, *, baseline: str, title: str) -> plt.Figure:
+    """Mean PSNR gain over the baseline per configuration and data set, with the seeds' 95% CI."""
+    shown = table[table["label"] != baseline]
+    if shown.empty:
+        raise FakdError("only the baseline was run: no gain to plot")
+    labels, datasets = list(dict.fromkeys(shown["label"])), list(dict.fromkeys(shown["dataset"]))
+    figure, axis = plt.subplots(figsize=(max(6, 1.1 * len(labels) * len(datasets) + 2), 4.4))
+    width = 0.8 / len(datasets)
+    for index, dataset in enumerate(datasets):
+        part = shown[shown["dataset"] == dataset].set_index("label").reindex(labels)
+        errors = [0 if math.isnan(value) else value for value in part["psnr_ci"]]
+        axis.bar(np.arange(len(labels)) + index * width, part["gain"], width, yerr=errors, capsize=3, label=dataset)
+    axis.axhline(0, color="black", linewidth=1)
+    axis.set_xticks(np.arange(len(labels)) + width * (len(datasets) - 1) / 2, labels, rotation=30, ha="right")
+    axis.set_ylabel(f"PSNR gain over {baseline} (dB)")
+    axis.set_xlabel("student configuration (error bars: 95% CI over seeds)")
+    axis.set_title(title)
+    axis.legend(title="test set", fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def agreement_figure(agreement: pd.DataFrame, *, value: str = "correlation", title: str) -> plt.Figure:
+    """Heat map of the affinity agreement (models × taps) with the numbers written in."""
+    pivot = agreement.pivot_table(index="model", columns="tap", values=value, sort=False)
+    figure, axis = plt.subplots(figsize=(1.8 * pivot.shape[1] + 3, 0.6 * pivot.shape[0] + 1.8))
+    picture = axis.imshow(pivot.to_numpy(), cmap="viridis", aspect="auto",
+                          vmin=min(0.0, float(np.nanmin(pivot.to_numpy()))), vmax=1.0)
+    for (row, column), number in np.ndenumerate(pivot.to_numpy()):
+        axis.text(column, row, f"{number:.3f}", ha="center", va="center", color="white", fontsize=9)
+    axis.set_xticks(range(pivot.shape[1]), pivot.columns)
+    axis.set_yticks(range(pivot.shape[0]), pivot.index)
+    axis.set_xlabel("tap")
+    axis.set_ylabel("model")
+    axis.set_title(title)
+    figure.colorbar(picture, ax=axis, label=f"affinity {value} with the teacher")
+    figure.tight_layout()
+    return figure
+
+
+def cost_figure(cost: pd.DataFrame, *, title: str) -> plt.Figure:
+    """Params, Multi-Adds and latency of each model as three bar charts."""
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    measures = [("params", 1e6, "parameters (millions)"), ("multi_adds", 1e9, "Multi-Adds for 1280×720 (G)"),
+                ("latency_s", 1e-3, "median latency (ms)")]
+    for axis, (column, unit, label) in zip(axes, measures):
+        values = cost[column].astype(float) / unit
+        bars = axis.bar(cost["model"], values, color=["tab:blue", "tab:orange", "tab:green"][: len(cost)])
+        axis.bar_label(bars, labels=[f"{value:.3g}" for value in values], fontsize=8)
+        axis.set_ylabel(label)
+        axis.set_xlabel("model")
+        axis.tick_params(axis="x", labelrotation=15)
+    latency_size = cost["latency_lr_size"].iloc[0]
+    figure.suptitle(f"{title} (latency: {latency_size}² LR input)", fontsize=12)
+    figure.tight_layout()
+    return figure
