@@ -62,6 +62,18 @@ def best_checkpoint(run_dir: str | Path) -> Path:
     return path
 
 
+def use_profile_threads(profile: str) -> int:
+    """Apply the profile's ``threads`` setting (0: torch's default) to this process; returns the count.
+
+    Training runs do this themselves; notebooks that only evaluate call it so that, e.g., the smoke
+    profile's single thread also holds there (several threads on a busy CPU can be far slower).
+    """
+    threads = load_run_config(profile).threads
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
 def run_config(*, profile: str, seed: int, device: str | None = None, method: str | None = None,
                weight: float | None = None, taps: Sequence[str] = (), p: int = 1) -> RunConfig:
     """The engine config of a notebook run: the profile, the seed, and (for a student) the KD choices."""

@@ -1,0 +1,119 @@
+"""Every study notebook executed with papermill on the smoke profile into tmp_path, and what it wrote.
+
+Two tests so that pytest-xdist can run them side by side: the two stand-alone notebooks (primer,
+explorer on untrained models), and the chain teacher → student sweep → compare → ablation report
+run by the study pipeline itself, followed by the explorer on the trained models and a sweep point
+that fails on purpose.
+"""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from fakd.study.grid import grid_from_mapping
+from fakd.study.locations import resolve_notebook
+from fakd.study.notebook_runner import run_notebook
+from fakd.study.pipeline import STUDY_STEPS, run_study
+from fakd.study.sweep import run_sweep
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def smoke_environment(monkeypatch):
+    """Embedded data only (whatever the machine sets) and one thread per kernel, as in CI."""
+    monkeypatch.delenv("FAKD_DATA_ROOT", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def rows(run_dir) -> list[dict]:
+    content = json.loads((run_dir / "results.json").read_text())
+    return content["rows"] if "rows" in content else [content]
+
+
+def assert_figures(run_dir, *names):
+    for name in names:
+        path = run_dir / name
+        assert path.is_file(), f"{name} missing in {run_dir}"
+        assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 5000
+
+
+def test_primer_and_explorer_without_trained_models(tmp_path):
+    primer = run_notebook(resolve_notebook("00_kd_primer"), tmp_path / "primer", {"crop": 16})
+    (row,) = rows(primer.run_dir)
+    assert row["positions"] == 256 and (row["student_channels"], row["teacher_channels"]) == (64, 256)
+    assert 0 < row["affinity_l1_64_vs_256"] < 2
+    parts = row["loss_l1_hr"] + row["loss_l1_teacher"] + row["loss_affinity"]
+    assert row["loss_total"] == pytest.approx(parts, rel=1e-5) and min(
+        row["loss_l1_hr"], row["loss_l1_teacher"], row["loss_affinity"]) > 0
+    assert_figures(primer.run_dir, "primer_affinity_steps.png", "primer_affinity_matrices.png",
+                   "primer_channel_independence.png", "primer_loss_terms.png")
+
+    explorer = run_notebook(resolve_notebook("01_affinity_explorer"), tmp_path / "explorer",
+                            {"profile": "smoke", "crop": 24, "tap": "body.2", "pixel": [5, 7]})
+    table = pd.DataFrame(rows(explorer.run_dir))
+    assert table["model"].tolist() == ["student (untrained)"] * 3
+    assert table["tap"].tolist() == ["body.2", "body.6", "body_tail"]
+    assert table["l1"].between(0, 2).all() and table["correlation"].between(-1, 1).all()
+    assert_figures(explorer.run_dir, "affinity_explorer.png", "affinity_agreement.png")
+
+
+def test_study_chain_teacher_students_compare_report(tmp_path):
+    steps = tuple(step for step in STUDY_STEPS if step.name in ("teacher", "students", "compare", "ablation"))
+    runs, report_dir = tmp_path / "runs", tmp_path / "report"
+    report = run_study(profile="smoke", report_dir=report_dir, runs_dir=runs, steps=steps, progress=False)
+    assert report.failure is None, report.failure
+    assert [entry.status for entry in report.entries] == ["done"] * 4
+
+    teacher = runs / "teacher"
+    (teacher_row,) = rows(teacher)
+    assert teacher_row["dataset"] == "skimage-test" and teacher_row["images"] == 3
+    assert 5 < teacher_row["psnr"] < 40 and 0 < teacher_row["ssim"] <= 1
+    assert teacher_row["val_psnr"] > 5 and teacher_row["iterations"] == 8
+    per_image = pd.read_csv(teacher / "per_image.csv")
+    assert per_image["psnr"].mean() == pytest.approx(teacher_row["psnr"])
+    assert_figures(teacher, "training_curves.png")
+    assert (teacher / "train" / "checkpoints" / "best.pt").is_file()
+
+    sweep = pd.read_csv(runs / "students" / "results.csv")
+    assert sweep["method"].tolist() == ["none", "fakd"]
+    assert sweep["psnr"].between(5, 40).all() and (sweep["teacher_run"] == str(teacher.resolve())).all()
+
+    compare = runs / "compare"
+    headline = pd.DataFrame(rows(compare))
+    assert headline["model"].tolist() == ["bicubic", "teacher", "student: no KD", "student: FAKD"]
+    bicubic = headline.set_index("model").loc["bicubic"]
+    assert 25 < bicubic["psnr"] < 32 and 0.7 < bicubic["ssim"] < 0.9  # x4 bicubic on natural photos
+    assert headline.set_index("model").loc["teacher", "psnr"] == pytest.approx(teacher_row["psnr"])
+    assert_figures(compare, "per_image_differences.png", "visual_crops.png", "affinity_00.png",
+                   "affinity_01.png", "affinity_agreement.png", "cost.png")
+    cost = pd.read_csv(compare / "cost.csv")
+    assert cost["params"].iloc[0] > cost["params"].iloc[1] > 0 and (cost["latency_s"] > 0).all()
+
+    ablation = runs / "ablation"
+    summary = (ablation / "summary.md").read_text()
+    gain = sweep.set_index("method").loc["fakd", "psnr"] - sweep.set_index("method").loc["none", "psnr"]
+    assert "## Does FAKD beat the no KD baseline?" in summary and f"{gain:+.3f} dB" in summary
+    assert_figures(ablation, "gain_per_dataset.png", "paired_differences.png")
+    (fakd_row,) = [row for row in rows(ablation) if row["label"] == "FAKD"]
+    assert fakd_row["gain"] == pytest.approx(gain) and fakd_row["paired_n"] == 3
+    readme = (report_dir / "README.md").read_text()
+    assert "| 4 | student: FAKD |" in readme and "Does FAKD beat" in readme
+    assert (report_dir / "figures" / "compare" / "visual_crops.png").is_file()
+
+    # the explorer on the trained teacher and students
+    explorer = run_notebook(resolve_notebook("01_affinity_explorer"), tmp_path / "explorer",
+                            {"profile": "smoke", "crop": 24, "teacher_run_dir": str(teacher),
+                             "sweep_dir": str(runs / "students"), "student": "FAKD"})
+    table = pd.DataFrame(rows(explorer.run_dir))
+    assert set(table["model"]) == {"no KD", "FAKD"} and table["trained"].all()
+    assert not table["correlation"].map(math.isnan).any()
+
+    # a point whose cell fails (a weight for output KD, which has no feature term) is recorded
+    grid = grid_from_mapping({"notebook": str(resolve_notebook("03_distill_student")),
+                              "parameters": {"profile": "smoke", "teacher_run_dir": str(teacher)},
+                              "grid": {"method": ["kd"], "weight": [1.0]}})
+    failed = run_sweep(grid, tmp_path / "failing", workers=1)
+    assert not failed.ok and "no feature term" in failed.failures[0]["error"]
