@@ -18,9 +18,8 @@ LOSS_COLUMNS_SKIPPED = ("iteration", "lr", "val_psnr", "elapsed_seconds")
 
 
 def _seaborn():
-    import seaborn
+    import seaborn  # imported when used; its style is applied per figure, never globally
 
-    seaborn.set_theme(style="whitegrid", context="notebook")
     return seaborn
 
 
@@ -75,7 +74,8 @@ def per_image_differences_figure(differences: pd.DataFrame, *, value: str = "dif
         raise FakdError("no per-image differences to plot")
     seaborn = _seaborn()
     height = max(3.5, 0.55 * differences[group].nunique() + 1.5)
-    figure, axis = plt.subplots(figsize=(9, height))
+    with seaborn.axes_style("whitegrid"):
+        figure, axis = plt.subplots(figsize=(9, height))
     seaborn.boxplot(data=differences, x=value, y=group, hue="dataset", ax=axis, fliersize=0,
                     boxprops={"alpha": 0.35})
     seaborn.stripplot(data=differences, x=value, y=group, hue="dataset", ax=axis, dodge=True, size=4,
@@ -96,7 +96,8 @@ def psnr_vs_weight_figure(sweep: pd.DataFrame, *, method_label: str = "FAKD", ti
     if runs["weight_used"].nunique() < 2:
         return None
     seaborn = _seaborn()
-    figure, axis = plt.subplots(figsize=(7, 4.2))
+    with seaborn.axes_style("whitegrid"):
+        figure, axis = plt.subplots(figsize=(7, 4.2))
     seaborn.lineplot(data=runs, x="weight_used", y="psnr", hue="dataset", marker="o", errorbar=("ci", 95), ax=axis)
     axis.set_xscale("log")
     axis.set_xlabel(f"{method_label} loss weight w (log scale)")
