@@ -154,3 +154,59 @@ def test_bad_rank_and_order_are_errors():
         affinity_loss(torch.zeros(2, 4, 25), torch.zeros(2, 4, 25))
     with pytest.raises(FakdError, match="p must be 1 or 2"):
         affinity_loss(torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 3, 3), p=3)
+
+
+def naive_float32_errors(student, teacher, p):
+    """Errors of the official float32 N×N formulation against the float64 reference."""
+    student = student.detach().requires_grad_(True)
+    diff = spatial_affinity(student) - spatial_affinity(teacher)
+    value = diff.abs().mean() if p == 1 else diff.pow(2).mean()
+    (grad,) = torch.autograd.grad(value, student)
+    student64 = student.detach().double().requires_grad_(True)
+    reference = naive_loss(student64, teacher.double(), p)
+    (grad64,) = torch.autograd.grad(reference, student64)
+    return abs(value.item() - reference.item()) / reference.item(), relative(grad, grad64)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("noise", [1.0, 0.1, 0.01, 0.001])
+def test_as_exact_as_float32_allows_when_student_nearly_equals_teacher(p, noise):
+    """Near-equal affinities: p=2's Gram terms cancel (it must switch to float64), and float32
+    inputs themselves limit any method (p=1 signs of |D| ~ 1e-7 flip), so the bound is the tolerance
+    or 3x the error of the naive float32 formulation, whichever is larger."""
+    torch.manual_seed(7)
+    teacher = torch.rand(2, 16, 12, 12) + 0.5  # positive features: affinities near 1
+    student = teacher + noise * torch.randn_like(teacher)
+    value_error, grad_error = compare(student, teacher, p)
+    naive_value_error, naive_grad_error = naive_float32_errors(student, teacher, p)
+    assert value_error <= max(VALUE_TOL, 3 * naive_value_error)
+    assert grad_error <= max(GRAD_TOL, 3 * naive_grad_error)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_all_zero_positions_give_finite_gradients(p):
+    """ReLU features can be zero over all channels at a position: no NaN from the norm's sqrt."""
+    torch.manual_seed(8)
+    student = torch.randn(2, 4, 5, 5)
+    student[:, :, 1, 2] = 0
+    teacher = torch.randn(2, 6, 5, 5)
+    teacher[:, :, 3, 3] = 0
+    student.requires_grad_(True)
+    value = affinity_loss(student, teacher, p)
+    value.backward()
+    assert torch.isfinite(student.grad).all()
+    assert value.item() == pytest.approx(naive_loss(student.detach(), teacher, p).item(), rel=VALUE_TOL)
+
+
+def test_half_precision_input_and_autocast_compute_in_float32():
+    torch.manual_seed(9)
+    student = torch.randn(2, 4, 6, 6)
+    teacher = torch.randn(2, 6, 6, 6)
+    reference = affinity_loss(student, teacher)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert affinity_loss(student, teacher).item() == pytest.approx(reference.item(), rel=1e-6)
+    half = student.bfloat16().requires_grad_(True)
+    value = affinity_loss(half, teacher.bfloat16())
+    assert value.dtype == torch.float32
+    value.backward()
+    assert half.grad.dtype == torch.bfloat16 and torch.isfinite(half.grad).all()
