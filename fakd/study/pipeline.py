@@ -1,11 +1,12 @@
 """``fakd study``: the study's notebooks run in order into run folders, then rendered as one report.
 
     primer    00_kd_primer          teaching notebook
-    explorer  01_affinity_explorer  affinity maps (widgets fall back to a fixed selection headless)
     teacher   02_train_teacher      trains the profile's teacher
     students  sweep over the profile's grid (notebooks/grids/<grid>.yaml, 03_distill_student),
               with teacher_run_dir fixed to the teacher step's run folder
               (its results.csv is copied into the report's tables/)
+    explorer  01_affinity_explorer  affinity maps of the trained teacher vs students (widgets fall
+              back to a fixed selection headless)
     compare   04_compare            teacher vs students; its results.json rows are the headline table
     ablation  05_ablation_report    reads the students' sweep; its summary.md is the report's summary
 
@@ -75,10 +76,12 @@ class Step:
 
 STUDY_STEPS = (
     Step("primer", "Knowledge distillation primer", notebook="00_kd_primer"),
-    Step("explorer", "Affinity explorer", notebook="01_affinity_explorer"),
     Step("teacher", "Teacher training", notebook="02_train_teacher"),
     Step("students", "Student sweep", grids=STUDY_GRIDS,
          links=lambda context: {"teacher_run_dir": str(context.run_dir("teacher").resolve())}),
+    Step("explorer", "Affinity explorer", notebook="01_affinity_explorer", figures=True,
+         links=lambda context: {"teacher_run_dir": str(context.run_dir("teacher").resolve()),
+                                "sweep_dir": str(context.run_dir("students").resolve())}),
     Step("compare", "Teacher vs students", notebook="04_compare", figures=True,
          links=lambda context: {"teacher_run_dir": str(context.run_dir("teacher").resolve()),
                                 "sweep_dir": str(context.run_dir("students").resolve())}),
