@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= cpu
+WORKERS ?= 2
+# The data root: $FAKD_DATA_ROOT when set, else ../shared/data when it sits beside the checkout.
+DATA_ROOT ?= $(or $(FAKD_DATA_ROOT),$(if $(wildcard ../shared/data/Set5),../shared/data))
 
 .PHONY: study test install clean-venv
 
@@ -17,8 +20,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 study: $(STAMP)
-	$(BIN)/fakd study --profile $(PROFILE)
+	$(BIN)/fakd study --profile $(PROFILE) --workers $(WORKERS) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 
+# One torch thread per test worker: two workers share the two cores without oversubscription.
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q
 

@@ -18,8 +18,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "study",
         help="run the study notebooks (primer … ablation report) and render them as one report",
-        description="Execute the study's notebooks with papermill in order: primer, affinity explorer, "
-        "teacher training, the student sweep, comparison, ablation report. Finished runs with unchanged "
+        description="Execute the study's notebooks with papermill in order: primer, teacher "
+        "training, the student sweep, affinity explorer, comparison, ablation report. Finished runs with unchanged "
         "parameters and notebook code are reused, so running it again only renders. The report "
         "(index.html, README.md, html/, figures/) goes to --out; the run folders (checkpoints, executed "
         "notebooks) to --runs.",
