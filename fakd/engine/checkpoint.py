@@ -75,9 +75,11 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         raise FakdError(f"checkpoint {str(path)!r} not found")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises many types for truncated or foreign files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise FakdError(f"checkpoint {str(path)!r} is unreadable ({reason[:160]})") from None
+    except Exception:  # torch raises many types (and pages of advice) for truncated or foreign files
+        raise FakdError(
+            f"checkpoint {str(path)!r} is unreadable: not a complete PyTorch file of tensors "
+            "(truncated, not a checkpoint, or saved with pickled objects)"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise FakdError(f"{str(path)!r} is not a fakd checkpoint (no '{CHECKPOINT_FORMAT}' header)")
     if payload.get("version") != CHECKPOINT_VERSION:

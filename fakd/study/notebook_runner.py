@@ -10,6 +10,7 @@ Jupyter finds elsewhere on the machine, so notebooks see the installed ``fakd`` 
 """
 
 import json
+import logging
 import os
 import re
 import sys
@@ -122,6 +123,20 @@ def _failure_message(error: BaseException) -> str:
     return _ANSI.sub("", text).strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
+class _DropUnknownParameterWarnings(logging.Filter):
+    """papermill's own parameter inspection misreads annotated cells (``x: str | None = None``) and
+    warns about parameters that exist; fakd checks parameters itself (``check_parameters``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Passed unknown parameter")
+
+
+def _silence_papermill_parameter_warnings() -> None:
+    logger = logging.getLogger("papermill")
+    if not any(isinstance(existing, _DropUnknownParameterWarnings) for existing in logger.filters):
+        logger.addFilter(_DropUnknownParameterWarnings())
+
+
 def run_notebook(
     notebook: Path,
     run_dir: Path,
@@ -141,6 +156,7 @@ def run_notebook(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    _silence_papermill_parameter_warnings()
     notebook, run_dir = Path(notebook), Path(run_dir)
     parameters = normalize_parameters(parameters or {})
     if RUN_DIR_PARAMETER in parameters:
