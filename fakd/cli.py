@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "upscale",
     "study",
     "sweep",
+    "export",
 ]
 
 

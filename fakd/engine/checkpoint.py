@@ -13,6 +13,9 @@ strings, lists, dicts) — never pickled objects:
     optimizer_state, scheduler_state, rng_state, best_val_psnr, best_iteration   (training state;
                           absent in a model-only checkpoint such as best.pt)
 
+Wherever a checkpoint path is read, ``fakd:<name>`` names a shipped model instead
+(:func:`resolve_checkpoint_path`, ``fakd.engine.pretrained``).
+
 Writes go to a temporary file in the same folder, are flushed and fsync'ed, then ``os.replace``d
 over the target, so a process killed at any moment leaves either the old or the new file whole.
 """
@@ -68,9 +71,17 @@ def _fsync_directory(folder: Path) -> None:
         os.close(descriptor)
 
 
+def resolve_checkpoint_path(spec: str | Path) -> Path:
+    """The file a checkpoint spec names: a path as given, or ``fakd:<name>`` → the shipped model's
+    file (checked against the manifest's sha256; an unknown name → FakdError listing the shipped ones)."""
+    from fakd.engine.pretrained import resolve_checkpoint_spec
+
+    return resolve_checkpoint_spec(spec)
+
+
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a fakd checkpoint with ``weights_only=True``; a missing/corrupt/foreign file → FakdError."""
-    path = Path(path)
+    path = resolve_checkpoint_path(path)
     if not path.is_file():
         raise FakdError(f"checkpoint {str(path)!r} not found")
     try:
@@ -121,8 +132,9 @@ def load_model_from_checkpoint(
 
     ``scale``/``arch``, when given, must match the checkpoint's (otherwise a FakdError says which
     scale/architecture it holds). The model gets ``checkpoint_name`` (for tables) and
-    ``checkpoint_path`` attributes.
+    ``checkpoint_path`` attributes. ``path`` may be ``fakd:<name>`` (a shipped model).
     """
+    path = resolve_checkpoint_path(path)
     payload = load_checkpoint(path)
     config = payload["model_config"]
     if scale is not None and int(config.get("scale", -1)) != int(scale):

@@ -1,4 +1,5 @@
-"""Models named on the command line: a preset name or a checkpoint path, each with a table name."""
+"""Models named on the command line: a preset name, a checkpoint path or ``fakd:<name>`` (a shipped
+model), each with a table name."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fakd.engine.checkpoint import load_checkpoint, load_model_from_checkpoint
+from fakd.engine.checkpoint import load_checkpoint, load_model_from_checkpoint, resolve_checkpoint_path
 from fakd.errors import FakdError
 from fakd.models import PRESETS, build_model, list_presets
 
 
 def model_from_spec(spec: str, *, scale: int, device: torch.device | str | None = None) -> tuple[str, nn.Module]:
-    """(name, model) for a preset name (fresh weights) or a checkpoint file (its trained weights)."""
-    path = Path(spec)
+    """(name, model) for a preset name (fresh weights) or a checkpoint file / ``fakd:<name>`` (its
+    trained weights)."""
+    path = resolve_checkpoint_path(spec)
     if path.is_file():
         model = load_model_from_checkpoint(path, device, scale=scale)
         return model.checkpoint_name, model
@@ -28,8 +30,9 @@ def model_from_spec(spec: str, *, scale: int, device: torch.device | str | None 
 
 def models_from_checkpoints(paths, *, scale: int, device: torch.device | str | None = None) -> list[tuple[str, nn.Module]]:
     """(name, model) for each checkpoint, named as recorded in it; clashing names get the run folder."""
-    models = [model_from_spec(str(path), scale=scale, device=device) if Path(path).is_file()
-              else _missing(path) for path in paths]
+    files = [resolve_checkpoint_path(path) for path in paths]
+    models = [model_from_spec(str(file), scale=scale, device=device) if file.is_file()
+              else _missing(path) for path, file in zip(paths, files)]
     names = [name for name, _ in models]
     unique = []
     for (name, model), path in zip(models, paths):

@@ -27,6 +27,7 @@ from fakd.engine.checkpoint import (
     capture_rng_state,
     load_checkpoint,
     load_model_from_checkpoint,
+    resolve_checkpoint_path,
     restore_rng_state,
     save_checkpoint,
 )
@@ -74,7 +75,7 @@ def job_description(*, role: str, config: RunConfig, teacher_checkpoint: str | P
     if role == "distill":
         if teacher_checkpoint is None:
             raise FakdError("distillation needs a teacher checkpoint (--teacher CKPT)")
-        path = Path(teacher_checkpoint)
+        path = resolve_checkpoint_path(teacher_checkpoint)  # a file or fakd:<name>
         if not path.is_file():
             raise FakdError(f"teacher checkpoint {str(path)!r} not found")
         job["teacher_checkpoint"] = str(path.resolve())

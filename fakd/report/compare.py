@@ -2,9 +2,10 @@
 
 Models come from a teacher run folder (``02_train_teacher``) and a student sweep folder (``fakd sweep``
 of ``03_distill_student``); of each student configuration the run with the lowest seed stands for it
-in pictures. Without them (e.g. the explorer before anything is trained) the profile's teacher and
-student presets are built with fresh random weights and named "(untrained)", so the mechanics can
-still be shown without training anything.
+in pictures. Without them the shipped models of the profile and scale are used (``fakd/pretrained``,
+``fakd:<name>``; of each student configuration the lowest seed), and when none are shipped (e.g. the
+explorer before anything is trained) the profile's teacher and student presets are built with
+fresh random weights and named "(untrained)", so the mechanics can still be shown without training.
 """
 
 from __future__ import annotations
@@ -38,17 +39,22 @@ class StudyModel:
     model: nn.Module | None
     trained: bool
     run_dir: Path | None = None
+    source: str = ""  # fakd:<name> for a shipped model
 
 
 def study_models(*, profile: str, teacher_run_dir: str | Path = "", sweep_dir: str | Path = "",
                  device=None) -> list[StudyModel]:
-    """The teacher and one student per sweep configuration (lowest seed), or untrained presets."""
+    """The teacher and one student per sweep configuration (lowest seed); without run folders the
+    shipped models of this profile and scale, else untrained presets."""
     config = load_run_config(profile)
     device = resolve_device(device)
+    shipped = [] if str(teacher_run_dir) and str(sweep_dir) else shipped_models(config, device=device)
     models = []
     if str(teacher_run_dir):
         teacher = load_best_model(teacher_run_dir, scale=config.scale, device=device)
         models.append(StudyModel("teacher", "teacher", teacher, True, Path(teacher_run_dir)))
+    elif any(entry.role == "teacher" for entry in shipped):
+        models.append(next(entry for entry in shipped if entry.role == "teacher"))
     else:
         teacher = _fresh(config, "teacher", device)
         models.append(StudyModel("teacher (untrained)", "teacher", teacher, False))
@@ -57,8 +63,35 @@ def study_models(*, profile: str, teacher_run_dir: str | Path = "", sweep_dir: s
         for run in sweep.itertuples():
             student = load_best_model(run.run_path, scale=config.scale, device=device)
             models.append(StudyModel(run.label, "student", student, True, Path(run.run_path)))
+    elif any(entry.role == "student" for entry in shipped):
+        models += [entry for entry in shipped if entry.role == "student"]
     else:
         models.append(StudyModel("student (untrained)", "student", _fresh(config, "student", device), False))
+    return models
+
+
+def shipped_models(config, *, device=None) -> list[StudyModel]:
+    """The shipped teacher (first listed) and one student per configuration (lowest seed) trained
+    with ``config``'s profile at its scale; empty when the manifest lists none."""
+    from fakd.engine.checkpoint import load_model_from_checkpoint
+    from fakd.engine.pretrained import PRETRAINED_PREFIX, list_pretrained
+    from fakd.report.ablation import configuration_label
+
+    entries = [entry for entry in list_pretrained()
+               if entry.get("profile") == config.profile and entry.get("scale") == config.scale]
+    chosen: dict[str, dict] = {}
+    for entry in sorted(entries, key=lambda item: int(item.get("seed") or 0)):
+        if entry.get("role") == "teacher":
+            label = "teacher"
+        else:
+            label = configuration_label(str(entry.get("method")), weight=entry.get("weight"), p=entry.get("p"),
+                                        taps=entry.get("taps") or None)
+        chosen.setdefault(label, entry)
+    models = []
+    for label, entry in chosen.items():
+        spec = PRETRAINED_PREFIX + str(entry["name"])
+        model = load_model_from_checkpoint(spec, device, scale=config.scale)
+        models.append(StudyModel(label, str(entry.get("role")), model, True, None, spec))
     return models
 
 
