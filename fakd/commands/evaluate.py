@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("--model", action="append", default=[], choices=BUILTIN_MODELS,
                         help="a built-in model: bicubic (MATLAB bicubic upscaling); repeatable")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="CKPT",
-                        help="a trained fakd checkpoint (named as recorded in it); repeatable")
+                        help="a trained fakd checkpoint file, or fakd:<name> for a shipped model (fakd export --list); repeatable")
     parser.add_argument("--dataset", action="append", required=True, metavar="SET_OR_PATH",
                         help="a set name under the data root (Set5, Set14, B100, skimage-test) or a folder; repeatable")
     parser.add_argument("--scale", type=positive_int, required=True, help="upscaling factor")

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
         "Large images run in tiles with overlapping context so memory stays bounded; outputs are PNG "
         "files named like their inputs.",
     )
-    parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="a fakd checkpoint (best.pt)")
+    parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="a fakd checkpoint (best.pt) or fakd:<name> for a shipped model")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
     parser.add_argument("--output", required=True, type=Path, metavar="DIR", help="folder for the results")
     parser.add_argument("--tile", type=positive_int, default=DEFAULT_TILE,

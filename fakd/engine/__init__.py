@@ -8,6 +8,7 @@
   ``load_model_from_checkpoint(path, device)``.
 - ``rundir``: the run directory (config.yaml, job.json, metrics.jsonl, checkpoints/, summary.json).
 - ``named_models``: a preset name or a checkpoint path → (name, model).
+- ``pretrained``: the shipped models in ``fakd/pretrained`` (``fakd:<name>``), ``export_pretrained``.
 - ``cost``: parameters, Multi-Adds for a 1280×720 output, median latency.
 - ``tiling``: ``upscale_tiled`` for large images.
 - ``malloc``: ``tuned_malloc_env()`` for training processes fakd launches itself.
