@@ -29,6 +29,7 @@ import pandas as pd
 
 from fakd.engine.config import PROFILES
 from fakd.errors import FakdError
+from fakd.study.compact import compact_png_file
 from fakd.study.environment import kernel_environment
 from fakd.study.grid import load_grid
 from fakd.study.locations import grids_dir, resolve_notebook
@@ -107,11 +108,13 @@ def _notebook_parameters(notebook: Path, context: StudyContext, step: Step) -> d
 
 
 def _copy_figures(run_dir: Path, target: Path) -> list[Path]:
-    """The run's PNG figures (top level of its folder) copied into the report."""
+    """The run's PNG figures (top level of its folder) copied into the report, as palette PNGs."""
     copied = []
     for figure in sorted(Path(run_dir).glob("*.png")):
         target.mkdir(parents=True, exist_ok=True)
-        copied.append(Path(shutil.copy2(figure, target / figure.name)))
+        copy = Path(shutil.copy2(figure, target / figure.name))
+        compact_png_file(copy)
+        copied.append(copy)
     return copied
 
 

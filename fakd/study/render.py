@@ -1,6 +1,7 @@
 """A report folder a reader can open: executed notebooks as HTML, an ``index.html`` and a ``README.md``.
 
-The HTML pages are nbconvert's ``lab`` template with figures embedded, so each page stands alone. The
+The HTML pages are nbconvert's ``lab`` template with figures embedded (as palette PNGs, see
+``fakd.study.compact``), so each page stands alone. The
 index and the README show the same things: the title, a headline table, a short summary, one line per
 notebook (linked) and the provenance (command, profile, commit, time) that DESIGN.md asks every result
 to state.
@@ -14,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from fakd.report.tables import to_markdown
+from fakd.study.compact import compact_embedded_pngs
 
 INDEX_FILE = "index.html"
 README_FILE = "README.md"
@@ -34,6 +36,7 @@ def render_notebook(executed: Path, html_path: Path) -> Path:
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter(template_name="lab").from_filename(str(executed))
+    body = compact_embedded_pngs(body)
     html_path = Path(html_path)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     temporary = html_path.with_name(f".{html_path.name}.{os.getpid()}.tmp")
