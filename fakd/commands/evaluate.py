@@ -1,11 +1,11 @@
 """``fakd evaluate``: PSNR/SSIM of models on benchmark sets, printed as the papers' table."""
 
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd
 
+from fakd.atomic import write_json_atomically
 from fakd.commands.common import add_data_root_argument, add_device_argument, positive_int
 from fakd.data.benchmark import open_benchmark_set
 from fakd.data.imresize import imresize
@@ -78,8 +78,5 @@ def run(args: argparse.Namespace) -> int:
                          "n_images": len(per_image)})
     print(to_text(paper_table(pd.DataFrame(rows))))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        temporary = args.json.with_name(args.json.name + ".tmp")
-        temporary.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
-        temporary.replace(args.json)
+        write_json_atomically(args.json, {"rows": rows})
     return 0

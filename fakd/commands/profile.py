@@ -1,11 +1,11 @@
 """``fakd profile``: parameters, Multi-Adds (1280×720 output) and median latency of models."""
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
+from fakd.atomic import write_json_atomically
 from fakd.commands.common import positive_int
 from fakd.engine.cost import cost_ratios, model_cost
 from fakd.engine.named_models import model_from_spec
@@ -54,8 +54,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"ratio {ratio['of']}: params {ratio['params']:.2f}x, Multi-Adds {ratio['multi_adds']:.2f}x, "
               f"latency {latency}")
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        temporary = args.json.with_name(args.json.name + ".tmp")
-        temporary.write_text(json.dumps({"rows": rows, "ratios": ratios}, indent=2) + "\n")
-        temporary.replace(args.json)
+        write_json_atomically(args.json, {"rows": rows, "ratios": ratios})
     return 0

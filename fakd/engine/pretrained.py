@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from fakd.atomic import write_json_atomically
 from fakd.engine.checkpoint import load_checkpoint, load_model_from_checkpoint, save_checkpoint
 from fakd.engine.config import load_run_config
 from fakd.engine.distillation import DEFAULT_WEIGHTS
@@ -254,17 +254,7 @@ def _write_entry(folder: Path, entry: dict[str, Any]) -> None:
         models = [entry if old.get("name") == entry["name"] else old for old in models]
     else:
         models.append(entry)
-    handle, temporary = tempfile.mkstemp(prefix=f".{MANIFEST_FILE}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(json.dumps({"models": models}, indent=2) + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, folder / MANIFEST_FILE)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_json_atomically(folder / MANIFEST_FILE, {"models": models})
     still_listed = {str(item.get("file")) for item in models}
     for old in replaced:
         if old.get("file") and old["file"] not in still_listed:

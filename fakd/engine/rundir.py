@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from fakd.atomic import write_json_atomically, write_text_atomically
 from fakd.errors import FakdError
 
 # Settings that may change between a run and its resumption without making it another run.
@@ -117,9 +117,7 @@ class RunDirectory:
                 continue
             if record.get("iteration", 0) <= last_iteration:
                 kept.append(line)
-        temporary = self.metrics_path.with_suffix(".jsonl.tmp")
-        temporary.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
-        os.replace(temporary, self.metrics_path)
+        write_text_atomically(self.metrics_path, "".join(f"{line}\n" for line in kept))
 
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_path.is_file():
@@ -127,9 +125,7 @@ class RunDirectory:
         return [json.loads(line) for line in self.metrics_path.read_text(encoding="utf-8").splitlines() if line]
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        temporary = self.summary_path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        os.replace(temporary, self.summary_path)
+        write_json_atomically(self.summary_path, summary)
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:

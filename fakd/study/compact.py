@@ -13,6 +13,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from fakd.atomic import write_bytes_atomically
+
 _EMBEDDED_PNG = re.compile(r"data:image/png;base64,([A-Za-z0-9+/=\s]+)")
 
 
@@ -37,9 +39,7 @@ def compact_png_file(path: Path) -> None:
     data = path.read_bytes()
     smaller = compact_png_bytes(data)
     if smaller is not data:
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_bytes(smaller)
-        temporary.replace(path)
+        write_bytes_atomically(path, smaller)
 
 
 def compact_embedded_pngs(page: str) -> str:

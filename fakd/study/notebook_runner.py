@@ -11,7 +11,6 @@ Jupyter finds elsewhere on the machine, so notebooks see the installed ``fakd`` 
 
 import json
 import logging
-import os
 import re
 import sys
 import time
@@ -23,6 +22,7 @@ import zmq
 from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec
 
+from fakd.atomic import write_json_atomically
 from fakd.errors import FakdError
 from fakd.study.parameters import check_parameters, normalize_parameters, notebook_digest, parameters_digest
 
@@ -88,13 +88,6 @@ def current_interpreter_kernel(environment: dict | None = None) -> type[AsyncKer
 def executed_path(notebook: Path, run_dir: Path) -> Path:
     """Where the executed copy of ``notebook`` goes inside ``run_dir``."""
     return Path(run_dir) / Path(notebook).name
-
-
-def write_json_atomically(path: Path, content) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it over ``path``."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(content, indent=2, default=str) + "\n")
-    os.replace(temporary, path)
 
 
 def finished_run(notebook: Path, run_dir: Path, parameters: dict) -> NotebookRun | None:
@@ -190,7 +183,7 @@ def run_notebook(
         # PapermillExecutionError: a cell raised; RuntimeError/TimeoutError: the kernel died or hung
         # (nbclient's DeadKernelError and CellTimeoutError derive from them).
         message = _failure_message(error)
-        write_json_atomically(run_dir / FAILED_MARKER, {
+        write_json_atomically(run_dir / FAILED_MARKER, default=str, content={
             "notebook": notebook.name, "parameters": parameters, "error": message,
             "cell": getattr(error, "exec_count", None), "seconds": round(time.monotonic() - started, 3),
             "failed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -198,7 +191,7 @@ def run_notebook(
         raise NotebookFailed(f"notebook {notebook.name} failed: {message} (executed notebook kept at {executed})",
                              executed=executed, error=message) from None
     seconds = time.monotonic() - started
-    write_json_atomically(run_dir / DONE_MARKER, {
+    write_json_atomically(run_dir / DONE_MARKER, default=str, content={
         "notebook": notebook.name,
         "notebook_sha256": notebook_digest(notebook),
         "parameters": parameters,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fakd.atomic import write_text_atomically
 from fakd.report.tables import to_markdown
 from fakd.study.compact import compact_embedded_pngs
 
@@ -37,12 +38,7 @@ def render_notebook(executed: Path, html_path: Path) -> Path:
 
     body, _ = HTMLExporter(template_name="lab").from_filename(str(executed))
     body = compact_embedded_pngs(body)
-    html_path = Path(html_path)
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = html_path.with_name(f".{html_path.name}.{os.getpid()}.tmp")
-    temporary.write_text(body, encoding="utf-8")
-    os.replace(temporary, html_path)
-    return html_path
+    return write_text_atomically(html_path, body)
 
 
 def _link(target: Path | None, out_dir: Path) -> str | None:

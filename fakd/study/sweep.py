@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from fakd.atomic import write_json_atomically
 from fakd.errors import FakdError
 from fakd.study.environment import kernel_environment, threads_per_worker
 from fakd.study.grid import SweepGrid, SweepPoint
-from fakd.study.notebook_runner import finished_run, write_json_atomically
+from fakd.study.notebook_runner import finished_run
 from fakd.study.parameters import check_parameters
 from fakd.study.results import gather_results
 
