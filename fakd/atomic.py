@@ -2,8 +2,8 @@
 
 The content goes to a temporary file in the target's folder, is flushed and fsync'ed, then
 ``os.replace``d over the target; on any error the temporary file is removed. Checkpoints
-(``fakd.engine.checkpoint``) and images (``fakd.data.image_io``) stream into the same scheme
-themselves; everything else written whole goes through here.
+(``fakd.engine.checkpoint``) stream into the same scheme themselves; everything else written whole
+(images, JSON, HTML, figures) goes through here.
 """
 
 import json

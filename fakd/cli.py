@@ -42,13 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"fakd.commands.{name}")
-        except ModuleNotFoundError as error:
-            if error.name == f"fakd.commands.{name}":
-                continue  # not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"fakd.commands.{name}").register(subparsers)
     return parser
 
 

@@ -50,7 +50,10 @@ def rgb_to_y(image: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 def _paired_y(sr, hr, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Y channels of SR and HR, HR mod-cropped to SR's size check, both border-cropped by ``scale``."""
+    """Y channels of SR and HR (HR cropped to a multiple of ``scale``, which SR must match), both
+    border-cropped by ``scale``."""
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise FakdError(f"scale must be a whole number >= 1, got {scale!r}")
     sr_y, hr_y = rgb_to_y(sr), rgb_to_y(hr)
     height, width = hr_y.shape[0] - hr_y.shape[0] % scale, hr_y.shape[1] - hr_y.shape[1] % scale
     hr_y = hr_y[:height, :width]
@@ -61,8 +64,7 @@ def _paired_y(sr, hr, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
         )
     if min(height, width) <= 2 * scale:
         raise FakdError(f"image {height}x{width} is too small for a border crop of {scale}")
-    crop = (slice(scale, -scale), slice(scale, -scale)) if scale > 0 else (slice(None), slice(None))
-    return sr_y[crop], hr_y[crop]
+    return sr_y[scale:-scale, scale:-scale], hr_y[scale:-scale, scale:-scale]
 
 
 def psnr(sr, hr, *, scale: int) -> float:

@@ -172,6 +172,7 @@ def test_study_pipeline_runs_in_order_reuses_and_renders(tmp_path):
     assert json.loads((runs_dir / "first" / "results.json").read_text())["score"] == len("smoke")
     readme = report.readme.read_text()
     assert "| 4 | seed 1 | 35.00 / 0.9000 |" in readme  # headline: paper table from compare's rows
+    assert "not the ablation summary" not in readme  # only the ablation step's summary.md is used
     assert "[First notebook](html/00_first.html)" in readme
     assert "![curve](figures/compare/curve.png)" in readme
     assert "[Student sweep](tables/students_results.csv): done" in readme

@@ -9,7 +9,6 @@ from fakd.atomic import write_json_atomically
 from fakd.commands.common import add_data_root_argument, add_device_argument, positive_int
 from fakd.data.benchmark import open_benchmark_set
 from fakd.data.imresize import imresize
-from fakd.data.roots import resolve_data_root
 from fakd.device import resolve_device
 from fakd.engine.named_models import models_from_checkpoints
 from fakd.errors import FakdError
@@ -31,7 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--checkpoint", action="append", default=[], metavar="CKPT",
                         help="a trained fakd checkpoint file, or fakd:<name> for a shipped model (fakd export --list); repeatable")
     parser.add_argument("--dataset", action="append", required=True, metavar="SET_OR_PATH",
-                        help="a set name under the data root (Set5, Set14, B100, skimage-test) or a folder; repeatable")
+                        help="a set name under the data root (Set5, Set14, B100), an embedded set (skimage-test) or a folder; repeatable")
     parser.add_argument("--scale", type=positive_int, required=True, help="upscaling factor")
     parser.add_argument("--lr-source", choices=["bicubic", "premade"], default="bicubic",
                         help="make LR with fakd's MATLAB bicubic (default) or read <Set>/LR_bicubic/X<s>/")
@@ -54,10 +53,10 @@ def bicubic_upscaler(scale: int):
     return upscale
 
 
-def named_models(args: argparse.Namespace) -> list[tuple[str, object]]:
+def named_models(args: argparse.Namespace, *, device) -> list[tuple[str, object]]:
     """(name, model) pairs asked for on the command line."""
     models = [(name, bicubic_upscaler(args.scale)) for name in args.model]
-    models += models_from_checkpoints(args.checkpoint, scale=args.scale, device=resolve_device(args.device))
+    models += models_from_checkpoints(args.checkpoint, scale=args.scale, device=device)
     if not models:
         raise FakdError("name at least one model to evaluate (--model bicubic or --checkpoint CKPT)")
     return models
@@ -65,10 +64,9 @@ def named_models(args: argparse.Namespace) -> list[tuple[str, object]]:
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    data_root = resolve_data_root(args.data_root)
-    datasets = [open_benchmark_set(name, scale=args.scale, data_root=data_root, lr_source=args.lr_source)
+    models = named_models(args, device=device)  # model mistakes are reported before any data set is read
+    datasets = [open_benchmark_set(name, scale=args.scale, data_root=args.data_root, lr_source=args.lr_source)
                 for name in args.dataset]
-    models = named_models(args)
     rows = []
     for model_name, model in models:
         for dataset in datasets:

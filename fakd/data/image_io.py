@@ -16,14 +16,15 @@ clamping and rounding half up (``tensor_to_image``). Writing is PNG only, atomic
 in the same folder, then ``os.replace``), so an interrupted write never leaves a half-written image.
 """
 
+import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from fakd.atomic import write_bytes_atomically
 from fakd.errors import FakdError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -94,16 +95,9 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
     array = np.asarray(array)
     if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
         raise TypeError(f"write_image expects uint8 (H, W, 3) or (H, W), got {array.dtype} {array.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    temporary = Path(handle.name)
-    try:
-        with handle:
-            Image.fromarray(np.ascontiguousarray(array)).save(handle, format="PNG")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    encoded = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(encoded, format="PNG")
+    write_bytes_atomically(path, encoded.getvalue())
 
 
 def image_to_tensor(array: np.ndarray) -> torch.Tensor:

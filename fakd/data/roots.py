@@ -64,12 +64,12 @@ def resolve_set(name_or_path: str | os.PathLike, *, data_root: str | os.PathLike
     text = os.fspath(name_or_path)
     if is_embedded_set(text):
         return SetSource(name=text, hr_folder=None, lr_root=None)
-    root = resolve_data_root(data_root)
     if _looks_like_path(name_or_path):
         folder = Path(text).expanduser()
         if not folder.is_dir():
             raise FakdError(f"data set folder not found: {text}")
         return _source_from_folder(folder, display_name=None)
+    root = resolve_data_root(data_root)
     if root is not None:
         folder = _find_under_root(root, text)
         if folder is not None:

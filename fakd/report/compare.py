@@ -135,17 +135,6 @@ def headline_rows(*, teacher_run_dir: str | Path, sweep_dir: str | Path, test_se
     return table, bicubic
 
 
-def per_image_psnr(models: list[StudyModel], test_sets: list[str], *, scale: int, data_root=None,
-                   device=None) -> pd.DataFrame:
-    """Per-image PSNR/SSIM of every model (and bicubic), columns model, dataset, name, psnr, ssim."""
-    tables = [evaluate_on_sets(bicubic_upscaler(scale), test_sets, scale=scale, data_root=data_root)
-              .assign(model="bicubic")]
-    for entry in models:
-        tables.append(evaluate_on_sets(entry.model, test_sets, scale=scale, data_root=data_root, device=device)
-                      .assign(model=entry.name))
-    return pd.concat(tables, ignore_index=True)[["model", "dataset", "name", "psnr", "ssim"]]
-
-
 def cost_table(models: list[StudyModel], *, scale: int, profile: str, device=None) -> tuple[pd.DataFrame, dict]:
     """Params, Multi-Adds (1280x720 output) and median latency of the teacher and one student per
     distinct architecture, plus the teacher/student ratios."""

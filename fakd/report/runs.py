@@ -13,7 +13,6 @@ after a code edit or an interruption continues instead of starting over.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from fakd.atomic import write_json_atomically
 from fakd.data import open_benchmark_set, resolve_data_root, resolve_set
 from fakd.device import resolve_device
 from fakd.engine.checkpoint import load_model_from_checkpoint
@@ -31,10 +31,10 @@ from fakd.engine.rundir import RunDirectory
 from fakd.engine.trainer import train_run
 from fakd.errors import FakdError
 from fakd.metrics import evaluate_model
+from fakd.study.results import RESULTS_FILE, read_results
 
 TRAIN_FOLDER = "train"
 PER_IMAGE_FILE = "per_image.csv"
-RESULTS_FILE = "results.json"
 PAPER_TEST_SETS = ("Set5", "Set14", "B100")
 EMBEDDED_TEST_SET = "skimage-test"
 
@@ -153,9 +153,7 @@ def write_run_results(run_dir: str | Path, rows: list[dict], per_image: pd.DataF
     run_dir.mkdir(parents=True, exist_ok=True)
     if per_image is not None:
         per_image.to_csv(run_dir / PER_IMAGE_FILE, index=False)
-    path = run_dir / RESULTS_FILE
-    path.write_text(json.dumps({"rows": [_json_row(row) for row in rows]}, indent=2) + "\n")
-    return path
+    return write_json_atomically(run_dir / RESULTS_FILE, {"rows": [_json_row(row) for row in rows]})
 
 
 def _json_row(row: dict) -> dict:
@@ -171,10 +169,5 @@ def _json_row(row: dict) -> dict:
 
 
 def read_run_rows(run_dir: str | Path) -> pd.DataFrame:
-    """The rows a training notebook wrote to ``results.json`` (FakdError when it wrote none)."""
-    path = Path(run_dir) / RESULTS_FILE
-    if not path.is_file():
-        raise FakdError(f"{run_dir} has no {RESULTS_FILE}: is it a finished notebook run folder?")
-    content = json.loads(path.read_text())
-    rows = content["rows"] if isinstance(content, dict) and "rows" in content else [content]
-    return pd.DataFrame(rows)
+    """The rows a notebook wrote to ``results.json``, as a table (FakdError when it wrote none)."""
+    return pd.DataFrame(read_results(Path(run_dir)))

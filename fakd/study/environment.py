@@ -21,10 +21,10 @@ def threads_per_worker(workers: int) -> int:
     return max(1, available_cores() // max(1, workers))
 
 
-def kernel_environment(*, threads: int | None = None, tuned_malloc: bool = True) -> dict[str, str]:
+def kernel_environment(*, threads: int | None = None) -> dict[str, str]:
     """Variables to add to a kernel's environment: thread limits (None: leave torch's default) and the
     tuned allocator settings."""
-    environment = dict(TUNED_MALLOC_VARIABLES) if tuned_malloc else {}
+    environment = dict(TUNED_MALLOC_VARIABLES)
     if threads is not None:
         environment.update({name: str(threads) for name in THREAD_VARIABLES})
     return environment

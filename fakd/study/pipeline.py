@@ -40,7 +40,6 @@ from fakd.study.results import read_results
 from fakd.study.sweep import print_outcome, run_sweep
 
 STUDY_GRIDS = {"smoke": "smoke.yaml", "cpu": "cpu_ablation.yaml", "paper": "paper_ablation.yaml"}
-STANDARD_PARAMETERS = ("profile", "data_root", "device")
 SUMMARY_FILE = "summary.md"
 HEADLINE_COLUMNS = ("model", "dataset", "scale", "psnr", "ssim")
 
@@ -119,7 +118,7 @@ def _copy_figures(run_dir: Path, target: Path) -> list[Path]:
 
 
 def _headline(context: StudyContext) -> pd.DataFrame | None:
-    """The paper-format table from the compare step's result rows, when it wrote them."""
+    """The paper-format table from the compare step's result rows (call only when that step succeeded)."""
     from fakd.report.tables import paper_table
 
     try:
@@ -157,9 +156,7 @@ def _run_step(step: Step, context: StudyContext, *, workers: int, progress: bool
     if step.grids is not None:
         grid_path = grids_dir() / step.grids[context.profile]
         grid = load_grid(grid_path)
-        declared = notebook_parameters(grid.notebook)
-        extra = {name: value for name, value in context.standard().items() if name in declared}
-        grid = grid.with_fixed({**extra, **step.links(context)})
+        grid = grid.with_fixed(_notebook_parameters(grid.notebook, context, step))
         report = run_sweep(grid, run_dir, workers=workers, on_outcome=print_outcome if progress else None)
         ran = sum(outcome.status == "done" for outcome in report.outcomes)
         note = (f"{len(grid.points)} runs of {grid.notebook.name} from grids/{grid_path.name} "
@@ -206,11 +203,14 @@ def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str 
             failure = f"step {step.name}: {entry.status}"  # failed sweep points; later steps still run
         if step.figures:
             figures += _copy_figures(context.run_dir(step.name), context.report_dir / "figures" / step.name)
+    # Results of earlier runs may still lie in a step's folder: use them only if the step succeeded now.
+    succeeded = {step.name for step, entry in zip(steps, entries) if entry.status in ("done", "reused")}
     summary_path = context.run_dir("ablation") / SUMMARY_FILE
-    summary = summary_path.read_text() if summary_path.is_file() else ""
+    summary = summary_path.read_text() if "ablation" in succeeded and summary_path.is_file() else ""
+    headline = _headline(context) if "compare" in succeeded else None
     index, readme = write_report(
         context.report_dir, title=f"FAKD study ({profile} profile)", entries=entries,
-        headline=_headline(context), summary=summary, figures=figures,
+        headline=headline, summary=summary, figures=figures,
         provenance=_provenance(context, command=command, started=started, started_at=started_at),
     )
     return StudyReport(index=index, readme=readme, entries=entries, failure=failure)

@@ -26,7 +26,7 @@ from fakd.atomic import write_json_atomically
 from fakd.errors import FakdError
 from fakd.study.environment import kernel_environment, threads_per_worker
 from fakd.study.grid import SweepGrid, SweepPoint
-from fakd.study.notebook_runner import finished_run
+from fakd.study.notebook_runner import RUN_DIR_PARAMETER, finished_run
 from fakd.study.parameters import check_parameters
 from fakd.study.results import gather_results
 
@@ -84,6 +84,9 @@ def check_grid(grid: SweepGrid) -> None:
     """Check every point's parameters against the notebook before anything runs."""
     if not grid.points:
         raise FakdError("the grid has no points")
+    if RUN_DIR_PARAMETER in grid.fixed or any(RUN_DIR_PARAMETER in point.varied for point in grid.points):
+        raise FakdError(f"{RUN_DIR_PARAMETER} is set by the sweep (each point gets its own folder under --out); "
+                        "remove it from the grid and --set")
     for point in grid.points:
         try:
             check_parameters(grid.notebook, point.parameters)
