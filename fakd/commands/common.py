@@ -18,6 +18,17 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda[:N]")
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type for a whole number ≥ 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {value}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type for a whole number ≥ 1."""
     try:

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from fakd.atomic import write_json_atomically
-from fakd.commands.common import positive_int
+from fakd.commands.common import non_negative_int, positive_int
 from fakd.engine.cost import cost_ratios, model_cost
 from fakd.engine.named_models import model_from_spec
 
@@ -25,7 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the rows as JSON")
     parser.add_argument("--latency-size", type=positive_int, default=64, metavar="PX",
                         help="side of the square LR input timed for latency (default 64)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed passes first (default 2)")
+    parser.add_argument("--warmup", type=non_negative_int, default=2, help="untimed passes first (default 2)")
     parser.add_argument("--repeats", type=positive_int, default=5, help="timed passes (default 5; median)")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     parser.add_argument("--device", default="cpu", help="device for the latency (default cpu)")

@@ -21,12 +21,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from fakd.models import count_parameters
+
 OUTPUT_SIZE = (720, 1280)  # (H, W) of the output the Multi-Adds are quoted for
-
-
-def parameter_count(model: nn.Module) -> int:
-    """All parameters (trainable or not), as the papers count them."""
-    return sum(parameter.numel() for parameter in model.parameters())
 
 
 def multi_adds(model: nn.Module, *, scale: int, output_size: tuple[int, int] = OUTPUT_SIZE) -> int:
@@ -83,7 +80,7 @@ def model_cost(
     row = {
         "model": name,
         "scale": scale,
-        "params": parameter_count(model),
+        "params": count_parameters(model),
         "multi_adds": multi_adds(model, scale=scale),
         "output_size": f"{OUTPUT_SIZE[1]}x{OUTPUT_SIZE[0]}",
         "latency_lr_size": lr_size,

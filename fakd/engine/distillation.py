@@ -42,9 +42,11 @@ def check_methods(methods: list[str]) -> list[str]:
 def build_objective(settings: DistillSettings, *, student: nn.Module, teacher: nn.Module | None) -> DistillationObjective:
     """The objective for ``settings`` with taps checked against both models."""
     methods = check_methods(settings.methods)
-    unused = sorted(set(settings.weights) - set(FEATURE_LOSSES) - {"kd"})
-    if unused:
-        raise FakdError(f"distill.weights names {unused}, which are not feature methods ({', '.join(FEATURE_LOSSES)})")
+    for key in ("weights", "options"):  # output KD is weighted by alpha, not by distill.weights.kd
+        unused = sorted(set(getattr(settings, key)) - set(FEATURE_LOSSES))
+        if unused:
+            raise FakdError(f"distill.{key} names {unused}, which are not feature methods "
+                            f"({', '.join(FEATURE_LOSSES)}; output KD is set by distill.alpha)")
     if methods == ["none"]:
         return DistillationObjective(alpha=0.0)
     if teacher is None:
@@ -108,6 +110,8 @@ def distill_overrides(
     if teacher_taps:
         overrides.append(f"distill.teacher_taps=[{','.join(teacher_taps)}]")
     if p is not None:
+        if "fakd" not in methods:
+            raise FakdError(f"--p sets the FAKD affinity distance, but the methods {list(methods)} do not include fakd")
         if p not in (1, 2):
             raise FakdError(f"the FAKD affinity distance p must be 1 or 2, got {p!r}")
         overrides.append(f"distill.options.fakd.p={int(p)}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fakd.engine.checkpoint import load_checkpoint, load_model_from_checkpoint, resolve_checkpoint_path
+from fakd.engine.checkpoint import load_model_from_checkpoint, resolve_checkpoint_path
 from fakd.errors import FakdError
 from fakd.models import PRESETS, build_model, list_presets
 
@@ -40,11 +40,6 @@ def models_from_checkpoints(paths, *, scale: int, device: torch.device | str | N
             name = f"{name} [{_run_label(Path(path))}]"
         unique.append((name, model))
     return unique
-
-
-def checkpoint_model_name(path: str | Path) -> str:
-    """The name recorded in a checkpoint (without building its model)."""
-    return str(load_checkpoint(path).get("model_name") or Path(path).stem)
 
 
 def _missing(path) -> tuple[str, nn.Module]:

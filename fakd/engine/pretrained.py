@@ -196,7 +196,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _entry(*, name, target, digest, source, config, summary, job, run, recorded, note) -> dict[str, Any]:
-    from fakd.models import build_model_from_config
+    from fakd.models import build_model_from_config, resolve_taps
 
     role = str(source.get("role") or job.get("role"))
     model_config = dict(source["model_config"])
@@ -204,8 +204,8 @@ def _entry(*, name, target, digest, source, config, summary, job, run, recorded,
     method = "+".join(methods)
     feature_methods = [item for item in methods if item not in (*TAPLESS_METHODS, "teacher")]
     student_taps = list(config.distill.student_taps) if feature_methods else []
-    taps_used = student_taps or (list(build_model_from_config(dict(model_config)).default_taps)
-                                 if feature_methods else [])
+    taps_used = (resolve_taps(build_model_from_config(dict(model_config)), student_taps or None)
+                 if feature_methods else [])
     single = methods[0] if len(methods) == 1 else None
     weight = config.distill.weights.get(single, DEFAULT_WEIGHTS.get(single)) if single in feature_methods else None
     p = int(config.distill.options.get("fakd", {}).get("p", 1)) if "fakd" in methods else None
