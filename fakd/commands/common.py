@@ -18,23 +18,21 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu, cuda[:N]")
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type for a whole number ≥ 0."""
+def _whole_number(text: str, *, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ {minimum}, got {value}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type for a whole number ≥ 0."""
+    return _whole_number(text, minimum=0)
 
 
 def positive_int(text: str) -> int:
     """argparse type for a whole number ≥ 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {value}")
-    return value
+    return _whole_number(text, minimum=1)
