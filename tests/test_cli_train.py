@@ -55,6 +55,14 @@ def test_distill_with_combined_methods(teacher_run, tmp_path):
     assert "fakd: 5.0" in config and "at: 100.0" in config
     record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"l1_hr", "l1_teacher", "fakd", "at", "val_psnr"} <= set(record)
+    # each term's share of the weighted total, in official units (feature weights vs L1 on 0-255)
+    shares = {name: value for name, value in record.items() if name.startswith("share_")}
+    assert set(shares) == {"share_l1_hr", "share_l1_teacher", "share_fakd", "share_at"}
+    assert sum(shares.values()) == pytest.approx(1.0)
+    official = {"l1_hr": 0.5 * 255 * record["l1_hr"], "l1_teacher": 0.5 * 255 * record["l1_teacher"],
+                "fakd": 5.0 * record["fakd"], "at": 100.0 * record["at"]}
+    for name, value in official.items():
+        assert shares[f"share_{name}"] == pytest.approx(value / sum(official.values()), rel=1e-6)
     assert load_checkpoint(out / "checkpoints" / "best.pt")["model_name"] == "rcan-smoke-student fakd+at s0"
 
 

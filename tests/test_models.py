@@ -110,13 +110,14 @@ def test_unsupported_scale_is_an_error(scale):
 
 
 def test_paper_default_taps():
-    assert _paper_model("rcan-teacher").default_taps == ["body.2", "body.6", "body_tail"]
-    assert _paper_model("rcan-student").default_taps == ["body.2", "body.6", "body_tail"]
-    assert edsr_default_taps(16) == ["body.4", "body.9", "body_tail"]
-    assert edsr_default_taps(32) == ["body.9", "body.20", "body_tail"]
-    assert rcan_default_taps(5) == ["body.1", "body.3", "body_tail"]
-    assert rcan_default_taps(1) == ["body.0", "body_tail"]
-    assert edsr_default_taps(1) == ["body.0", "body_tail"]
+    # the official code's third feature is the body's output after the long skip (long_skip)
+    assert _paper_model("rcan-teacher").default_taps == ["body.2", "body.6", "long_skip"]
+    assert _paper_model("rcan-student").default_taps == ["body.2", "body.6", "long_skip"]
+    assert edsr_default_taps(16) == ["body.4", "body.9", "long_skip"]
+    assert edsr_default_taps(32) == ["body.9", "body.20", "long_skip"]
+    assert rcan_default_taps(5) == ["body.1", "body.3", "long_skip"]
+    assert rcan_default_taps(1) == ["body.0", "long_skip"]
+    assert edsr_default_taps(1) == ["body.0", "long_skip"]
 
 
 @pytest.mark.parametrize(
@@ -144,13 +145,15 @@ def test_taps_are_modules_with_lr_features(name, overrides):
     assert list(seen) == model.tap_names()
     for tap, output in seen.items():
         assert output.shape == (2, n_feats, 7, 9), tap
+    # long_skip is what the official code distils last: body_tail's output plus the head's (post-skip)
+    assert torch.equal(seen["long_skip"], seen["body_tail"] + seen["head"])
 
 
 def test_resolve_taps():
     model = build_model("rcan-smoke-student", scale=2)
     assert resolve_taps(model, ["body.0", "body_tail"]) == ["body.0", "body_tail"]
     assert resolve_taps(model, "body.9") == ["body.9"]
-    assert resolve_taps(model, None) == ["body.2", "body.6", "body_tail"]
+    assert resolve_taps(model, None) == ["body.2", "body.6", "long_skip"]
     assert resolve_taps(model, []) == []
     with pytest.raises(FakdError, match=r"'body\.10'.*body\.9.*body_tail"):
         resolve_taps(model, ["body.10"])

@@ -8,6 +8,7 @@ that fails on purpose.
 
 import json
 import math
+import shutil
 
 import pandas as pd
 import pytest
@@ -62,8 +63,9 @@ def test_primer_and_explorer_without_trained_models(tmp_path):
 
 def test_study_chain_teacher_students_compare_report(tmp_path):
     steps = tuple(step for step in STUDY_STEPS if step.name in ("teacher", "students", "compare", "ablation"))
-    runs, report_dir = tmp_path / "runs", tmp_path / "report"
-    report = run_study(profile="smoke", report_dir=report_dir, runs_dir=runs, steps=steps, progress=False)
+    runs, report_dir, archive = tmp_path / "runs", tmp_path / "report", tmp_path / "archive"
+    report = run_study(profile="smoke", report_dir=report_dir, runs_dir=runs, steps=steps, progress=False,
+                       archive=archive)
     assert report.failure is None, report.failure
     assert [entry.status for entry in report.entries] == ["done"] * 4
 
@@ -96,12 +98,34 @@ def test_study_chain_teacher_students_compare_report(tmp_path):
     summary = (ablation / "summary.md").read_text()
     gain = sweep.set_index("method").loc["fakd", "psnr"] - sweep.set_index("method").loc["none", "psnr"]
     assert "## Does FAKD beat the no KD baseline?" in summary and f"{gain:+.3f} dB" in summary
-    assert_figures(ablation, "gain_per_dataset.png", "paired_differences.png")
+    assert_figures(ablation, "gain_per_dataset.png", "paired_differences.png", "loss_shares.png")
+    fakd_run = runs / "students" / "runs" / sweep.set_index("method").loc["fakd", "run"]
+    assert_figures(fakd_run, "loss_shares.png")
+    logged = pd.read_json(fakd_run / "train" / "metrics.jsonl", lines=True)
+    shares = logged.filter(like="share_")
+    assert set(shares) == {"share_l1_hr", "share_l1_teacher", "share_fakd"}
+    assert (shares.sum(axis=1) - 1).abs().max() < 1e-9
     (fakd_row,) = [row for row in rows(ablation) if row["label"] == "FAKD"]
     assert fakd_row["gain"] == pytest.approx(gain) and fakd_row["paired_n"] == 3
     readme = (report_dir / "README.md").read_text()
     assert "| 4 | student: FAKD |" in readme and "Does FAKD beat" in readme
     assert (report_dir / "figures" / "compare" / "visual_crops.png").is_file()
+
+    # the archive holds the training steps' finished runs; on a "new machine" (the runs folder gone,
+    # the same path) they are restored from it and the study continues without training again
+    assert (archive / "teacher" / "train" / "checkpoints" / "best.pt").is_file()
+    archived = sorted(path.name for path in (archive / "students" / "runs").iterdir())
+    assert archived == sorted(sweep["run"].unique())
+    moved = tmp_path / "old-machine-runs"
+    runs.rename(moved)
+    training = tuple(step for step in steps if step.name in ("teacher", "students"))
+    again = run_study(profile="smoke", report_dir=tmp_path / "report-again", runs_dir=runs, steps=training,
+                      progress=False, archive=archive)
+    assert [entry.status for entry in again.entries] == ["reused", "done"]
+    assert "0 executed now" in again.entries[1].note
+    assert not (runs / "teacher" / "train" / "checkpoints" / "last.pt").exists()
+    shutil.rmtree(runs)
+    moved.rename(runs)
 
     # the explorer on the trained teacher and students
     explorer = run_notebook(resolve_notebook("01_affinity_explorer"), tmp_path / "explorer",

@@ -53,7 +53,8 @@ def test_total_is_the_weighted_sum_of_independently_computed_terms():
     assert terms["l1_teacher"].item() == pytest.approx(l1_teacher, rel=1e-6)
     assert terms["fakd"].item() == pytest.approx(fakd, rel=1e-5)
     assert terms["at"].item() == pytest.approx(at, rel=1e-5)
-    expected = 0.7 * l1_hr + 0.3 * l1_teacher + 10.0 * fakd + 2.0 * at
+    # feature weights are in official units: against L1 on 0-255 pixels, i.e. / 255 on [0, 1] images
+    expected = 0.7 * l1_hr + 0.3 * l1_teacher + (10.0 * fakd + 2.0 * at) / 255
     assert total.item() == pytest.approx(expected, rel=1e-5)
 
 

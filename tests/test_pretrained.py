@@ -164,8 +164,8 @@ def test_fakd_spec_works_in_every_command(exported, tiny_root, tmp_path, monkeyp
 
     # The student, exported under the teacher's name, replaces its entry and its file.
     replaced = export_pretrained(student, name="smoke-teacher-x4", data_root=tiny_root, out_dir=folder, device="cpu")
-    assert (replaced["role"], replaced["method"], replaced["weight"], replaced["p"]) == ("student", "fakd", 10.0, 1)
-    assert replaced["taps"] == [] and replaced["taps_used"] == ["body.2", "body.6", "body_tail"]
+    assert (replaced["role"], replaced["method"], replaced["weight"], replaced["p"]) == ("student", "fakd", 1.0, 1)
+    assert replaced["taps"] == [] and replaced["taps_used"] == ["body.2", "body.6", "long_skip"]
     assert replaced["teacher_sha256"] == entry["sha256"]
     assert list_pretrained(folder) == [replaced]
     assert sorted(item.name for item in folder.iterdir()) == sorted([MANIFEST_FILE, replaced["file"]])

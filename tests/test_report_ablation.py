@@ -14,7 +14,7 @@ IMAGES = ["baby", "bird", "butterfly", "head", "woman"]
 
 
 def make_sweep(tmp_path, *, fakd_offset: float, seeds=(0, 1, 2)):
-    """A sweep of none / fakd / fakd w=1 runs on Set5 with per-image PSNRs; the teacher at 31.0 dB."""
+    """A sweep of none / fakd / fakd w=10 runs on Set5 with per-image PSNRs; the teacher at 31.0 dB."""
     teacher = tmp_path / "teacher"
     teacher.mkdir()
     (teacher / "results.json").write_text(json.dumps({"rows": [
@@ -22,7 +22,7 @@ def make_sweep(tmp_path, *, fakd_offset: float, seeds=(0, 1, 2)):
     rng = np.random.default_rng(0)
     base_images = 30.0 + rng.normal(0, 1, len(IMAGES))
     rows = []
-    for method, weight, offset in (("none", None, 0.0), ("fakd", None, fakd_offset), ("fakd", 1.0, 0.0)):
+    for method, weight, offset in (("none", None, 0.0), ("fakd", None, fakd_offset), ("fakd", 10.0, 0.0)):
         for seed in seeds:
             run = f"method-{method}_w{weight}_seed-{seed}"
             folder = tmp_path / "sweep" / "runs" / run
@@ -39,8 +39,8 @@ def make_sweep(tmp_path, *, fakd_offset: float, seeds=(0, 1, 2)):
 
 def test_configuration_labels():
     assert configuration_label("none") == "no KD"
-    assert configuration_label("fakd", weight=10.0, p=1, taps="[]") == "FAKD"  # the defaults stay implicit
-    assert configuration_label("fakd", weight=1.0) == "FAKD w=1"
+    assert configuration_label("fakd", weight=1.0, p=1, taps="[]") == "FAKD"  # the defaults stay implicit
+    assert configuration_label("fakd", weight=10.0) == "FAKD w=10"
     assert configuration_label("fakd", p=2.0) == "FAKD p=2"
     assert configuration_label("fakd", taps='["body.2", "body_tail"]') == "FAKD taps=body.2+body_tail"
     assert configuration_label("at", weight=float("nan")) == "AT"
@@ -48,7 +48,7 @@ def test_configuration_labels():
 
 def test_table_gain_gap_and_a_clear_yes(tmp_path):
     sweep = read_sweep(make_sweep(tmp_path, fakd_offset=0.5))
-    assert set(sweep["label"]) == {"no KD", "FAKD", "FAKD w=1"}
+    assert set(sweep["label"]) == {"no KD", "FAKD", "FAKD w=10"}
     teacher = teacher_rows(sweep)
     assert teacher["psnr"].tolist() == [31.0]
     table = ablation_table(sweep, teacher).set_index("label")

@@ -2,10 +2,11 @@
 
 Methods (repeat ``--method`` to combine): ``none`` (no teacher; the baseline), ``kd`` (output
 distillation, ``(1 − α)·L1(SR, HR) + α·L1(SR, SR_teacher)``), and the feature terms ``fakd``,
-``fitnet``, ``at``, ``fsp``, ``ca``, each added to the kd loss (the paper's FAKD is kd + 10 ×
+``fitnet``, ``at``, ``fsp``, ``ca``, each added to the kd loss (the paper's FAKD is kd + w ×
 affinity). ``--weight`` is given once for all feature methods or once per feature method in the
-order of ``--method`` (``kd`` and ``none`` take no weight); default weights: fakd 10 (the paper's),
-ca 10, fitnet 1, at 1000, fsp 1 (``fakd.engine.distillation.DEFAULT_WEIGHTS``). α (default 0.5):
+order of ``--method`` (``kd`` and ``none`` take no weight), in the official code's units (against
+L1 on 0–255 pixels); default weights: fakd 1 (as run for the paper; 10 as its README writes),
+ca 1, fitnet 1, at 1000, fsp 1 (``fakd.engine.distillation.DEFAULT_WEIGHTS``). α (default 0.5):
 ``--set distill.alpha=...``; ``--set distill.alpha=0`` gives feature terms without output KD.
 """
 
@@ -28,7 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("--method", action="append", default=None, metavar="METHOD",
                         help=f"{' | '.join(KNOWN_METHODS)}; repeatable (default: the config's, fakd)")
     parser.add_argument("--weight", action="append", type=float, default=None, metavar="W",
-                        help="weight of the feature term(s): once for all, or once per feature method")
+                        help="weight of the feature term(s), official units (vs L1 on 0-255 pixels): once for all, or once per feature method")
     parser.add_argument("--taps", nargs="+", default=None, metavar="TAP",
                         help="student tap points (module paths, e.g. body.2 body.6 body_tail); the teacher "
                         "uses the same names unless --teacher-taps is given (default: the models' taps)")

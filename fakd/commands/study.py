@@ -32,6 +32,10 @@ def register(subparsers) -> None:
                         help="folder of the run folders (default: runs/<name of --out>)")
     parser.add_argument("--workers", type=positive_int, default=1,
                         help="student-sweep runs at once, each with cores/workers threads (default 1)")
+    parser.add_argument("--archive", type=Path, default=None, metavar="DIR",
+                        help="keep the training steps' finished runs (small files; the teacher's and each "
+                        "configuration's lowest-seed model) in DIR as they finish, and restore missing run "
+                        "folders from it at start: commit DIR to continue a long study on another machine")
     add_data_root_argument(parser)
     add_device_argument(parser)
     parser.set_defaults(handler=run)
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     command = "fakd " + " ".join(shlex.quote(word) for word in sys.argv[1:]) if sys.argv[1:] else "fakd study"
     report = run_study(profile=args.profile, report_dir=report_dir, runs_dir=runs_dir, data_root=args.data_root,
                        device=None if args.device == "auto" else args.device, workers=args.workers,
-                       command=command, on_step=print_step)
+                       command=command, on_step=print_step, archive=args.archive)
     print(f"study: report in {report.index} and {report.readme}")
     if report.failure:
         print(f"fakd study: {report.failure}", file=sys.stderr)

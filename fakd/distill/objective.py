@@ -1,12 +1,20 @@
 """The training objective for a distilled student, built from plain keyword arguments.
 
-    total = (1 − α)·L1(SR_s, HR) + α·L1(SR_s, SR_t) + Σ_terms weight · Σ_pairs loss(student, teacher)
+    total = (1 − α)·L1(SR_s, HR) + α·L1(SR_s, SR_t) + Σ_terms (weight / 255) · Σ_pairs loss(student, teacher)
+
+**Weights are in the official code's units.** The FAKD authors train on pixels in [0, 255], so their
+two L1 terms are 255× what they are on fakd's [0, 1] images, while feature terms (affinities, ...)
+do not depend on the pixel scale. fakd keeps its images and L1 values on [0, 1] and divides every
+feature weight by :data:`OFFICIAL_PIXEL_RANGE` instead: the total is the official objective / 255,
+so gradients point the same way, each term's share of the total is the official one, and the
+student without distillation (only L1 terms) trains exactly as before. FAKD weight 1 is the setting
+behind the published table; weight 10 is what the official README writes.
 
 Terms are ``DistillationTerm``s or plain dicts (as read from YAML/JSON)::
 
     DistillationObjective(alpha=0.5, terms=[
-        {"method": "fakd", "weight": 10.0, "student_taps": ["body.2", "body.6", "body_tail"],
-         "teacher_taps": ["body.2", "body.6", "body_tail"], "p": 1},
+        {"method": "fakd", "weight": 1.0, "student_taps": ["body.2", "body.6", "long_skip"],
+         "teacher_taps": ["body.2", "body.6", "long_skip"], "p": 1},
     ])
 
 Keys other than method/weight/student_taps/teacher_taps/name are the loss's options (``p`` for
@@ -33,6 +41,7 @@ FEATURE_LOSSES = {"fakd": FeatureAffinityLoss, "fitnet": FitNetLoss, "at": Atten
                   "fsp": FSPLoss, "ca": ChannelAffinityLoss}
 KNOWN_METHODS = ("none", "kd", *FEATURE_LOSSES)
 RESERVED_NAMES = ("total", "l1_hr", "l1_teacher")
+OFFICIAL_PIXEL_RANGE = 255.0  # the official code's --rgb_range: the scale feature weights refer to
 
 
 @dataclass(frozen=True)
@@ -81,7 +90,8 @@ class DistillationObjective(nn.Module):
 
     The dict has ``l1_hr`` always, ``l1_teacher`` when α > 0, and one entry per term (its label:
     ``name`` or the method), each summed over its tap pairs and not yet multiplied by its weight.
-    Learnable parts (FitNet adapters) are parameters of this module.
+    Term weights are in official units (see the module docstring); :meth:`shares` gives each
+    term's fraction of the total. Learnable parts (FitNet adapters) are parameters of this module.
     """
 
     def __init__(self, *, alpha: float = 0.5, terms: Iterable = ()):
@@ -195,8 +205,31 @@ class DistillationObjective(nn.Module):
                 value = value + self._pair_loss(term, loss, pair, student_features or {},
                                                 teacher_features or {})
             values[term.label] = value
-            total = total + term.weight * value
+            total = total + self.coefficient(term.label) * value
         return total, values
+
+    def coefficient(self, name: str) -> float:
+        """What multiplies the unweighted value ``name`` in the total (feature weights / 255)."""
+        if name == "l1_hr":
+            return 1 - self.alpha
+        if name == "l1_teacher":
+            return self.alpha
+        term = next((term for term in self.terms if term.label == name), None)
+        if term is None:
+            raise ValueError(f"the objective has no term {name!r}")
+        return term.weight / OFFICIAL_PIXEL_RANGE
+
+    def shares(self, values: Mapping[str, float]) -> dict[str, float]:
+        """Each term's fraction of the total, ``{"share_<name>": c·v / Σ c·v}`` (they sum to 1).
+
+        ``values`` are the unweighted values ``forward`` returned (floats); the fractions are the
+        same as in the official objective on 0–255 pixels, since both differ by one factor.
+        """
+        parts = {name: self.coefficient(name) * float(value) for name, value in values.items()}
+        total = sum(parts.values())
+        if not total > 0:
+            return {f"share_{name}": float("nan") for name in parts}
+        return {f"share_{name}": part / total for name, part in parts.items()}
 
     def _pair_loss(self, term, loss, pair, student_features, teacher_features) -> Tensor:
         if term.method == "fsp":

@@ -5,11 +5,13 @@ Method names (``distill.methods``, combinations allowed):
 - ``none``: the student alone, L1 to HR (α = 0, teacher never run); cannot be combined.
 - ``kd``: output distillation, ``(1 − α)·L1(SR, HR) + α·L1(SR, SR_teacher)``.
 - ``fakd``, ``fitnet``, ``at``, ``fsp``, ``ca``: feature terms added to the ``kd`` loss above (the
-  paper's FAKD = kd + 10 · affinity term). So ``--method fakd`` and ``--method fakd --method kd``
+  paper's FAKD = kd + w · affinity term, w = 1 as run for the published table, 10 as written in the
+  official README). So ``--method fakd`` and ``--method fakd --method kd``
   are the same objective; set ``distill.alpha=0`` for feature terms without output KD.
 
 Each feature term uses ``distill.weights[method]``, else :data:`DEFAULT_WEIGHTS`; tap lists default
-to each model's ``default_taps`` (the paper's positions), paired one to one.
+to each model's ``default_taps`` (the official code's positions), paired one to one. Weights are in
+the official code's units: against L1 terms on 0–255 pixels (``fakd.distill.objective``).
 """
 
 from __future__ import annotations
@@ -21,9 +23,15 @@ from fakd.engine.config import DistillSettings
 from fakd.errors import FakdError
 from fakd.models import resolve_taps
 
-# Weights used when a run gives none: FAKD's from the paper; the others put each loss at a scale
-# comparable to the L1 terms at start (AT's 1000 is Zagoruyko & Komodakis' beta).
-DEFAULT_WEIGHTS = {"fakd": 10.0, "ca": 10.0, "fitnet": 1.0, "at": 1000.0, "fsp": 1.0}
+# Weights used when a run gives none, in official units (against L1 on 0–255 pixels). Each is its
+# source's weight against the task loss, taken unchanged against the official code's L1:
+#   fakd   1     the effective weight behind the FAKD paper's table (official code before
+#                2022-06-25 parsed "10*SA" but did not apply the 10; the README writes 10)
+#   ca     1     the official code's channel-affinity variant ("1*CA"-style, same family as SA)
+#   fitnet 1     Romero et al.'s hint loss as configured in torchdistill (factor 1.0)
+#   at     1000  Zagoruyko & Komodakis' beta (torchdistill's AT factor for CIFAR/ImageNet)
+#   fsp    1     Yim et al.'s FSP loss weight (torchdistill's FSP factor 1.0)
+DEFAULT_WEIGHTS = {"fakd": 1.0, "ca": 1.0, "fitnet": 1.0, "at": 1000.0, "fsp": 1.0}
 
 
 def check_methods(methods: list[str]) -> list[str]:

@@ -2,7 +2,8 @@
 
     RUN_DIR/config.yaml          the resolved RunConfig (usable again as ``--config``)
     RUN_DIR/job.json             what is trained: role, teacher checkpoint (+ sha256), methods
-    RUN_DIR/metrics.jsonl        one JSON object per line: iteration, loss terms, lr, val_psnr
+    RUN_DIR/metrics.jsonl        one JSON object per line: iteration, lr, loss, each term unweighted,
+                                 share_<term> (its fraction of the weighted total), val_psnr
     RUN_DIR/checkpoints/last.pt  full training state (resume point), written atomically
     RUN_DIR/checkpoints/best.pt  model with the best validation PSNR (validation split only)
     RUN_DIR/summary.json         git commit, torch version, device, wall time, best val PSNR, status

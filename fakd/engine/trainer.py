@@ -236,10 +236,12 @@ def train_run(
 
             record: dict[str, Any] = {}
             if state.iteration % config.log_every == 0 or state.iteration == settings.iterations:
+                values = {name: float(value.detach()) for name, value in terms.items()}
                 record = {"iteration": state.iteration, "lr": lr_now, "loss": float(total.detach()),
-                          **{name: float(value.detach()) for name, value in terms.items()}}
+                          **values, **objective.shares(values)}
                 bar.set_postfix({name: f"{value:.4f}" for name, value in record.items()
-                                 if name not in ("iteration", "lr")}, refresh=False)
+                                 if name not in ("iteration", "lr") and not name.startswith("share_")},
+                                refresh=False)
             if state.iteration % config.validate_every == 0 or state.iteration == settings.iterations:
                 value = validation_psnr(model, patches.validation, scale=config.scale, device=device)
                 model.train()

@@ -98,14 +98,27 @@ class Upsampler(nn.Sequential):
         super().__init__(*layers)
 
 
+class LongSkip(nn.Module):
+    """The long skip ``body_tail(body(x)) + x`` as a module, so that its output has a hook point.
+
+    The official FAKD code appends ``body_tail``'s output to its feature list and then adds the
+    skip in place (``res += x``), so the loss sees this post-skip tensor: the tap ``long_skip``.
+    No parameters: checkpoints are unchanged by it.
+    """
+
+    def forward(self, body_output: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return body_output + skip
+
+
 class TapPoints:
     """Mixin for SR models with named feature positions at LR resolution.
 
     A model sets ``self.scale``, ``self.config`` and ``self.default_taps``; its tap names are
-    ``head``, ``body.0`` … ``body.{n-1}`` and ``body_tail`` — each a module whose output is a
+    ``head``, ``body.0`` … ``body.{n-1}``, ``body_tail`` (the body's last conv, before the long
+    skip) and ``long_skip`` (after it: what the tail sees) — each a module whose output is a
     (B, n_feats, H, W) feature map at the input's resolution.
     """
 
     def tap_names(self) -> list[str]:
         """Valid dotted module paths for forward hooks, in forward order."""
-        return ["head", *(f"body.{i}" for i in range(len(self.body))), "body_tail"]
+        return ["head", *(f"body.{i}" for i in range(len(self.body))), "body_tail", "long_skip"]

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from fakd.models.common import (
+    LongSkip,
     MeanShift,
     TapPoints,
     Upsampler,
@@ -35,13 +36,14 @@ class ResBlock(nn.Module):
 
 
 def edsr_default_taps(n_resblocks: int) -> list[str]:
-    """Taps after each third of the body: 1-based blocks ⌊n/3⌋ and ⌊2n/3⌋, and ``body_tail``.
+    """The official FAKD code's EDSR taps: after each third of the body (1-based blocks ⌊n/3⌋
+    and ⌊2n/3⌋) and the body's output after the long skip (``long_skip``).
 
-    16 blocks → body.4, body.9, body_tail; 32 blocks → body.9, body.20, body_tail
+    16 blocks → body.4, body.9, long_skip; 32 blocks → body.9, body.20, long_skip
     (at least block 1, duplicates dropped).
     """
     blocks = sorted({max(1, (n_resblocks * third) // 3) for third in (1, 2)})
-    return [f"body.{block - 1}" for block in blocks] + ["body_tail"]
+    return [f"body.{block - 1}" for block in blocks] + ["long_skip"]
 
 
 class EDSR(TapPoints, nn.Module):
@@ -76,6 +78,7 @@ class EDSR(TapPoints, nn.Module):
             ResBlock(n_feats=n_feats, res_scale=res_scale) for _ in range(n_resblocks)
         ))
         self.body_tail = conv3x3(n_feats, n_feats)
+        self.long_skip = LongSkip()
         self.tail = nn.Sequential(
             Upsampler(scale=self.scale, n_feats=n_feats), conv3x3(n_feats, n_colors)
         )
@@ -83,5 +86,5 @@ class EDSR(TapPoints, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(self.sub_mean(x))
-        features = self.body_tail(self.body(x)) + x
+        features = self.long_skip(self.body_tail(self.body(x)), x)
         return self.add_mean(self.tail(features))

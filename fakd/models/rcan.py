@@ -1,9 +1,10 @@
 """RCAN (Zhang et al., ECCV 2018) in the layout of the official code, with named tap points.
 
 Layout: ``sub_mean`` → ``head`` (conv) → ``body`` (residual groups ``body.0`` … ``body.{G-1}``)
-→ ``body_tail`` (conv) + long skip → ``tail`` (upsampler, conv) → ``add_mean``. The official code
-keeps the body's last conv inside ``body``; here it is ``body_tail`` so every group and that conv
-are separate hook points. Parameter counts equal the official model's.
+→ ``body_tail`` (conv) → ``long_skip`` (+ the head's output) → ``tail`` (upsampler, conv) →
+``add_mean``. The official code keeps the body's last conv inside ``body``; here it is ``body_tail``
+and the skip is ``long_skip``, so every group, that conv and the post-skip features are separate
+hook points. Parameter counts equal the official model's.
 """
 
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 
 from fakd.models.common import (
     ChannelAttention,
+    LongSkip,
     MeanShift,
     TapPoints,
     Upsampler,
@@ -49,13 +51,15 @@ class ResidualGroup(nn.Module):
 
 
 def rcan_default_taps(n_resgroups: int) -> list[str]:
-    """The paper's taps: after residual groups 3 and 7 of 10, and after ``body_tail``.
+    """The official FAKD code's taps: after residual groups 3 and 7 of 10, and the body's output
+    after the long skip (``long_skip``: the official code stores ``body_tail``'s output, then adds
+    the skip to it in place, so its loss sees the post-skip tensor).
 
     For G groups the positions keep their relative depth: 1-based groups round(0.3·G) and
     round(0.7·G) (halves round up, at least group 1, duplicates dropped). G = 10 → body.2, body.6.
     """
     groups = sorted({max(1, int(fraction * n_resgroups + 0.5)) for fraction in (0.3, 0.7)})
-    return [f"body.{group - 1}" for group in groups] + ["body_tail"]
+    return [f"body.{group - 1}" for group in groups] + ["long_skip"]
 
 
 class RCAN(TapPoints, nn.Module):
@@ -91,6 +95,7 @@ class RCAN(TapPoints, nn.Module):
             for _ in range(n_resgroups)
         ))
         self.body_tail = conv3x3(n_feats, n_feats)
+        self.long_skip = LongSkip()
         self.tail = nn.Sequential(
             Upsampler(scale=self.scale, n_feats=n_feats), conv3x3(n_feats, n_colors)
         )
@@ -98,5 +103,5 @@ class RCAN(TapPoints, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(self.sub_mean(x))
-        features = self.body_tail(self.body(x)) + x
+        features = self.long_skip(self.body_tail(self.body(x)), x)
         return self.add_mean(self.tail(features))

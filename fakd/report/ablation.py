@@ -17,7 +17,8 @@ import pandas as pd
 
 from fakd.engine.distillation import DEFAULT_WEIGHTS
 from fakd.errors import FakdError
-from fakd.report.runs import PER_IMAGE_FILE, read_run_rows
+from fakd.report.plots import share_columns
+from fakd.report.runs import PER_IMAGE_FILE, TRAIN_FOLDER, read_run_rows, training_metrics
 from fakd.report.stats import format_mean_ci, gap_closed, paired_differences, paired_test, summarize_over_seeds
 
 BASELINE = "none"
@@ -90,6 +91,26 @@ def read_per_image(sweep: pd.DataFrame) -> pd.DataFrame:
     if not tables:
         raise FakdError("no run of the sweep has a per_image.csv")
     return pd.concat(tables, ignore_index=True)
+
+
+def mean_shares(sweep: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per configuration (label, in sweep order), its runs' ``share_<term>`` logs averaged over seeds.
+
+    Configurations whose runs logged no shares (no metrics log, or one from before shares were
+    logged) are left out.
+    """
+    shares = {}
+    for label, runs in sweep.drop_duplicates("run").groupby("label", sort=False):
+        logs = []
+        for run in runs.itertuples():
+            logged = (Path(run.run_path) / TRAIN_FOLDER / "metrics.jsonl").is_file()
+            metrics = training_metrics(run.run_path) if logged else pd.DataFrame()
+            columns = share_columns(metrics)
+            if columns:
+                logs.append(metrics[["iteration", *columns]].dropna())
+        if logs:
+            shares[label] = pd.concat(logs).groupby("iteration", as_index=False).mean()
+    return shares
 
 
 def teacher_rows(sweep: pd.DataFrame) -> pd.DataFrame | None:

@@ -15,6 +15,8 @@ from fakd.errors import FakdError
 from fakd.report.figures import plt
 
 LOSS_COLUMNS_SKIPPED = ("iteration", "lr", "val_psnr", "elapsed_seconds")
+SHARE_PREFIX = "share_"
+SHARE_LABELS = {"l1_hr": "(1 − α)·L1 to HR", "l1_teacher": "α·L1 to teacher SR"}
 
 
 def _seaborn():
@@ -28,7 +30,8 @@ def training_curves_figure(metrics: pd.DataFrame, *, title: str) -> plt.Figure:
     if metrics.empty or "iteration" not in metrics.columns:
         raise FakdError("the metrics log is empty: nothing to plot")
     figure, (losses, psnr) = plt.subplots(1, 2, figsize=(12, 4.2))
-    terms = [column for column in metrics.columns if column not in LOSS_COLUMNS_SKIPPED]
+    terms = [column for column in metrics.columns
+             if column not in LOSS_COLUMNS_SKIPPED and not column.startswith(SHARE_PREFIX)]
     for term in terms:
         logged = metrics[["iteration", term]].dropna()
         if not logged.empty:
@@ -51,6 +54,53 @@ def training_curves_figure(metrics: pd.DataFrame, *, title: str) -> plt.Figure:
     psnr.set_title("validation PSNR (held-out training images)")
     figure.suptitle(title, fontsize=12)
     figure.tight_layout()
+    return figure
+
+
+def share_columns(metrics: pd.DataFrame) -> list[str]:
+    """The ``share_<term>`` columns of a metrics log (each term's fraction of the weighted total)."""
+    return [column for column in metrics.columns if column.startswith(SHARE_PREFIX)]
+
+
+def _share_label(column: str) -> str:
+    term = column[len(SHARE_PREFIX):]
+    return SHARE_LABELS.get(term, f"w·{term}")
+
+
+def loss_shares_figure(panels: dict[str, pd.DataFrame], *, title: str) -> plt.Figure:
+    """Stacked shares of the weighted loss over training, one panel per run or configuration.
+
+    ``panels``: name → metrics with ``iteration`` and ``share_<term>`` columns (e.g. averaged over
+    seeds). This is the picture of what a weight does: how much of the objective each term is.
+    """
+    panels = {name: frame for name, frame in panels.items() if share_columns(frame)}
+    if not panels:
+        raise FakdError("no share_<term> columns in the metrics: nothing to plot")
+    columns = min(len(panels), 4)
+    rows = math.ceil(len(panels) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns + 1.2, 2.9 * rows + 0.6),
+                                squeeze=False, sharey=True)
+    palette = {}
+    for axis, (name, frame) in zip(axes.flat, panels.items()):
+        shares = frame[["iteration", *share_columns(frame)]].dropna().sort_values("iteration")
+        labels = [_share_label(column) for column in share_columns(frame)]
+        for label in labels:
+            palette.setdefault(label, plt.cm.tab10(len(palette) % 10))
+        axis.stackplot(shares["iteration"], *(shares[column] for column in share_columns(frame)),
+                       labels=labels, colors=[palette[label] for label in labels], alpha=0.85)
+        axis.set_ylim(0, 1)
+        axis.set_xlim(shares["iteration"].min(), shares["iteration"].max())
+        axis.set_title(name, fontsize=10)
+        axis.set_xlabel("iteration")
+    for axis in axes[:, 0]:
+        axis.set_ylabel("share of the weighted loss")
+    for axis in list(axes.flat)[len(panels):]:
+        axis.axis("off")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=color, alpha=0.85) for color in palette.values()]
+    figure.legend(handles, list(palette), loc="lower center", ncol=min(len(palette), 4), fontsize=9,
+                  frameon=False)
+    figure.suptitle(title, fontsize=12)
+    figure.tight_layout(rect=(0, 0.07 if rows == 1 else 0.04, 1, 1))
     return figure
 
 

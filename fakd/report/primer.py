@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from fakd.distill import DistillationObjective, FeatureTaps
+from fakd.distill.objective import OFFICIAL_PIXEL_RANGE
 from fakd.models import build_model
 
 PRIMER_SEED = 0
@@ -30,11 +31,12 @@ def primer_networks(*, scale: int = 4) -> dict[str, tuple[nn.Module, str]]:
 
 def weighted_loss_terms(student: nn.Module, teacher: nn.Module, lr: torch.Tensor, hr: torch.Tensor, *,
                         student_tap: str, teacher_tap: str, alpha: float = 0.5,
-                        weight: float = 10.0) -> dict[str, float]:
+                        weight: float = 1.0) -> dict[str, float]:
     """The FAKD training loss of ``student`` on one (lr, hr) pair, split into its weighted terms.
 
-    ``lr``/``hr`` are float (1, 3, h, w) / (1, 3, H, W) in [0, 1]. Returns the three weighted terms
-    and their sum (``total``), exactly as ``DistillationObjective`` adds them in training.
+    ``lr``/``hr`` are float (1, 3, h, w) / (1, 3, H, W) in [0, 1]; ``weight`` is in the official
+    code's units (L1 on 0–255 pixels). Returns the three weighted terms and their sum (``total``) in
+    those units — the official code's numbers, 255× what ``DistillationObjective`` adds on [0, 1].
     """
     objective = DistillationObjective(alpha=alpha, terms=[{
         "method": "fakd", "weight": weight, "student_taps": [student_tap], "teacher_taps": [teacher_tap]}])
@@ -44,9 +46,10 @@ def weighted_loss_terms(student: nn.Module, teacher: nn.Module, lr: torch.Tensor
         student_sr = student(lr)
         total, values = objective(student_sr=student_sr, hr=hr, teacher_sr=teacher_sr,
                                   student_features=student_taps.features, teacher_features=teacher_taps.features)
+    scale = OFFICIAL_PIXEL_RANGE
     return {
-        "(1 − α)·L1(SR_s, HR)": (1 - alpha) * float(values["l1_hr"]),
-        "α·L1(SR_s, SR_t)": alpha * float(values["l1_teacher"]),
+        "(1 − α)·L1(SR_s, HR) on 0–255": (1 - alpha) * scale * float(values["l1_hr"]),
+        "α·L1(SR_s, SR_t) on 0–255": alpha * scale * float(values["l1_teacher"]),
         "w·L1(A_s, A_t)": weight * float(values["fakd"]),
-        "total": float(total),
+        "total": scale * float(total),
     }

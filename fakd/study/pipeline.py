@@ -11,11 +11,14 @@
     ablation  05_ablation_report    reads the students' sweep; its summary.md is the report's summary
 
 Every step reuses a finished run (same parameters, same notebook code), so a second ``fakd study``
-only renders. The standard parameters ``profile``, ``data_root``, ``device`` are passed to a notebook
+only renders. With an archive folder (``fakd.study.archive``), the training steps' finished runs are
+copied there as they finish and restored from there at start, so a study continues on another
+machine from what was committed. The standard parameters ``profile``, ``data_root``, ``device`` are passed to a notebook
 only when its parameters cell declares them (and ``data_root``/``device`` only when given); the links
 between steps (``teacher_run_dir``, ``sweep_dir``) are always passed.
 """
 
+import json
 import shutil
 import sys
 import time
@@ -29,6 +32,7 @@ import pandas as pd
 
 from fakd.engine.config import PROFILES
 from fakd.errors import FakdError
+from fakd.study.archive import archive_run, restore_runs
 from fakd.study.compact import compact_png_file
 from fakd.study.environment import kernel_environment
 from fakd.study.grid import load_grid
@@ -53,9 +57,15 @@ class StudyContext:
     report_dir: Path
     data_root: str | None = None
     device: str | None = None
+    archive: Path | None = None
 
     def run_dir(self, step: str) -> Path:
         return self.runs_dir / step
+
+    def keep(self, run_dir: Path, *, keep_model: bool) -> None:
+        """Copy a finished training run into the archive (same relative path), if there is one."""
+        if self.archive is not None:
+            archive_run(run_dir, self.archive / Path(run_dir).relative_to(self.runs_dir), keep_model=keep_model)
 
     def standard(self) -> dict:
         values = {"profile": self.profile, "data_root": self.data_root, "device": self.device}
@@ -72,12 +82,13 @@ class Step:
     grids: dict | None = None
     links: Callable[[StudyContext], dict] = lambda context: {}
     figures: bool = False  # copy the run's PNG figures into the report
+    archived: bool = False  # a training step: its finished runs go to the study's archive
 
 
 STUDY_STEPS = (
     Step("primer", "Knowledge distillation primer", notebook="00_kd_primer"),
-    Step("teacher", "Teacher training", notebook="02_train_teacher"),
-    Step("students", "Student sweep", grids=STUDY_GRIDS,
+    Step("teacher", "Teacher training", notebook="02_train_teacher", archived=True),
+    Step("students", "Student sweep", grids=STUDY_GRIDS, archived=True,
          links=lambda context: {"teacher_run_dir": str(context.run_dir("teacher").resolve())}),
     Step("explorer", "Affinity explorer", notebook="01_affinity_explorer", figures=True,
          links=lambda context: {"teacher_run_dir": str(context.run_dir("teacher").resolve()),
@@ -150,6 +161,30 @@ def _provenance(context: StudyContext, *, command: str, started: float, started_
     }
 
 
+def _model_points(grid) -> set[str]:
+    """Keys of the points whose model a later step loads: the lowest seed of each configuration."""
+    lowest = {}
+    for point in grid.points:
+        configuration = json.dumps({k: v for k, v in point.varied.items() if k != "seed"}, sort_keys=True)
+        seed = point.parameters.get("seed", 0)
+        if configuration not in lowest or seed < lowest[configuration][0]:
+            lowest[configuration] = (seed, point.key)
+    return {key for _, key in lowest.values()}
+
+
+def _sweep_callback(grid, context: StudyContext, *, archived: bool, progress: bool):
+    """Per finished point: archive it (training steps) and print a progress line."""
+    keep_model = _model_points(grid)
+
+    def on_outcome(outcome, finished: int, total: int) -> None:
+        if archived and outcome.status in ("done", "reused"):
+            context.keep(outcome.run_dir, keep_model=outcome.point.key in keep_model)
+        if progress:
+            print_outcome(outcome, finished, total)
+
+    return on_outcome
+
+
 def _run_step(step: Step, context: StudyContext, *, workers: int, progress: bool) -> ReportEntry:
     """Run (or reuse) one step; NotebookFailed / a failed sweep point ends up in the entry's status."""
     run_dir = context.run_dir(step.name)
@@ -157,7 +192,8 @@ def _run_step(step: Step, context: StudyContext, *, workers: int, progress: bool
         grid_path = grids_dir() / step.grids[context.profile]
         grid = load_grid(grid_path)
         grid = grid.with_fixed(_notebook_parameters(grid.notebook, context, step))
-        report = run_sweep(grid, run_dir, workers=workers, on_outcome=print_outcome if progress else None)
+        report = run_sweep(grid, run_dir, workers=workers,
+                           on_outcome=_sweep_callback(grid, context, archived=step.archived, progress=progress))
         ran = sum(outcome.status == "done" for outcome in report.outcomes)
         note = (f"{len(grid.points)} runs of {grid.notebook.name} from grids/{grid_path.name} "
                 f"({ran} executed now); {len(report.results)} result rows")
@@ -176,19 +212,26 @@ def _run_step(step: Step, context: StudyContext, *, workers: int, progress: bool
         render_notebook(failure.executed, html)
         return ReportEntry(title=step.title, page=html, status="FAILED", note=failure.error)
     render_notebook(run.executed, html)
+    if step.archived:
+        context.keep(run_dir, keep_model=True)
     state = "reused" if run.reused else "done"
     return ReportEntry(title=step.title, page=html, status=state, note=f"{run.seconds:.0f} s")
 
 
 def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str | None = None,
               device: str | None = None, workers: int = 1, command: str = "fakd study",
+              archive: Path | None = None,
               steps: tuple[Step, ...] = STUDY_STEPS, progress: bool = True,
               on_step: Callable[[ReportEntry], None] | None = None) -> StudyReport:
     """Run the study's steps in order (stopping at the first failed notebook), then write the report."""
     if profile not in PROFILES:
         raise FakdError(f"unknown profile {profile!r}; the profiles are {', '.join(PROFILES)}")
     context = StudyContext(profile=profile, runs_dir=Path(runs_dir), report_dir=Path(report_dir),
-                           data_root=data_root, device=device)
+                           data_root=data_root, device=device, archive=None if archive is None else Path(archive))
+    if context.archive is not None:
+        restored = restore_runs(context.archive, context.runs_dir)
+        if progress and restored:
+            print(f"study: restored {len(restored)} finished run(s) from {context.archive}", flush=True)
     started, started_at = time.monotonic(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     entries, figures, failure = [], [], None
     for step in steps:
