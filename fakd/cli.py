@@ -1,6 +1,8 @@
 """The ``fakd`` command: one sub-command per module in ``fakd.commands``.
 
 A user mistake (``FakdError``) becomes one line on stderr and exit code 2, never a traceback.
+Only the module of the sub-command being run is imported (the others need torch, pandas, ...), so
+``fakd --version`` and ``fakd --help`` answer at once.
 """
 
 import argparse
@@ -10,19 +12,22 @@ import sys
 from fakd import __version__
 from fakd.errors import FakdError
 
-# Sub-command modules, in the order ``fakd --help`` lists them. Each has ``register(subparsers)``,
-# which adds its parser and sets ``handler`` (a function taking the parsed args, returning an exit code).
-COMMAND_MODULES = [
-    "degrade",
-    "evaluate",
-    "train",
-    "distill",
-    "profile",
-    "upscale",
-    "study",
-    "sweep",
-    "export",
-]
+# Sub-commands in the order ``fakd --help`` lists them, with the one-line help it shows (each module's
+# ``register`` uses the same text; a test keeps them equal). Each module ``fakd.commands.<name>`` has
+# ``register(subparsers)``, which adds its parser and sets ``handler`` (a function taking the parsed
+# args, returning an exit code).
+COMMANDS = {
+    "degrade": "write MATLAB-bicubic LR images of a folder of HR images",
+    "evaluate": "PSNR/SSIM (Y, border crop = scale) of models on benchmark sets",
+    "train": "train a teacher or a student without distillation",
+    "distill": "train a student with knowledge distillation from a teacher checkpoint",
+    "profile": "parameters, Multi-Adds and latency of presets or checkpoints",
+    "upscale": "super-resolve images with a checkpoint (large images in overlapping tiles)",
+    "study": "run the study notebooks (primer … ablation report) and render them as one report",
+    "sweep": "run a notebook over a parameter grid (parallel, resumable) and gather one results table",
+    "export": "ship a finished run's best model as fakd:<name> (or --list the shipped models)",
+}
+COMMAND_MODULES = list(COMMANDS)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,8 +37,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser with every available sub-command."""
+def build_parser(commands=None) -> argparse.ArgumentParser:
+    """The parser with the full arguments of ``commands`` (default: every sub-command) and only a
+    name and one-line help for the others, whose modules are then not imported."""
+    chosen = set(COMMANDS if commands is None else commands)
     parser = _Parser(
         prog="fakd",
         description="FAKD study kit: data, SR models, feature-affinity distillation, evaluation and reports.",
@@ -41,14 +48,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fakd {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"fakd.commands.{name}").register(subparsers)
+    for name, summary in COMMANDS.items():
+        if name in chosen:
+            importlib.import_module(f"fakd.commands.{name}").register(subparsers)
+        else:
+            subparsers.add_parser(name, help=summary)
     return parser
+
+
+def _requested_command(argv: list[str]) -> list[str]:
+    """The sub-command named on the command line, as a list (empty for ``--help``, ``--version``, a typo):
+    the top-level options take no values, so it is the first argument that is not an option."""
+    first = next((argument for argument in argv if not argument.startswith("-")), None)
+    return [first] if first in COMMANDS else []
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_requested_command(argv))
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
