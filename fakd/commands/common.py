@@ -36,3 +36,10 @@ def non_negative_int(text: str) -> int:
 def positive_int(text: str) -> int:
     """argparse type for a whole number ≥ 1."""
     return _whole_number(text, minimum=1)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """``--threads N``: torch CPU threads; the default is chosen by ``fakd.threads.choose_threads``."""
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help="torch CPU threads (default: the config's setting, else $OMP_NUM_THREADS, else "
+                        "the cores left free by the machine's load; printed at the start)")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from fakd.atomic import write_json_atomically
-from fakd.commands.common import add_data_root_argument, add_device_argument, positive_int
+from fakd.commands.common import add_data_root_argument, add_device_argument, add_threads_argument, positive_int
 from fakd.data.benchmark import open_benchmark_set
 from fakd.data.imresize import imresize
 from fakd.device import resolve_device
@@ -14,6 +14,7 @@ from fakd.engine.named_models import models_from_checkpoints
 from fakd.errors import FakdError
 from fakd.metrics import evaluate_model, quantize_to_uint8
 from fakd.report.tables import paper_table, to_text
+from fakd.threads import use_threads
 
 BUILTIN_MODELS = ("bicubic",)
 
@@ -37,6 +38,7 @@ def register(subparsers) -> None:
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the rows as JSON")
     add_data_root_argument(parser)
     add_device_argument(parser)
+    add_threads_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -63,6 +65,7 @@ def named_models(args: argparse.Namespace, *, device) -> list[tuple[str, object]
 
 
 def run(args: argparse.Namespace) -> int:
+    use_threads(args.threads, command="fakd evaluate")
     device = resolve_device(args.device)
     models = named_models(args, device=device)  # model mistakes are reported before any data set is read
     datasets = [open_benchmark_set(name, scale=args.scale, data_root=args.data_root, lr_source=args.lr_source)

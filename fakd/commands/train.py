@@ -2,10 +2,11 @@
 
 import argparse
 
-from fakd.commands.common import add_data_root_argument, add_device_argument
+from fakd.commands.common import add_data_root_argument, add_device_argument, add_threads_argument
 from fakd.data.roots import resolve_data_root
 from fakd.engine.config import PROFILES, load_run_config
 from fakd.engine.trainer import train_run
+from fakd.threads import use_threads
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,11 +23,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--amp", action="store_true", help="CUDA: mixed precision (bfloat16, else float16 + loss scaling)")
     parser.add_argument("--compile", action="store_true", help="CUDA: torch.compile the trained model")
     add_device_argument(parser)
+    add_threads_argument(parser)
     add_data_root_argument(parser)
 
 
 def load_config(args: argparse.Namespace):
-    """The run's config: profile/file, then --set, then --device (when given)."""
+    """The run's config: profile/file, then --set, then --device/--threads (when given); sets (and
+    prints) this process's torch threads."""
     overrides = list(args.overrides)
     if args.device != "auto":
         overrides.append(f"device={args.device}")
@@ -34,7 +37,11 @@ def load_config(args: argparse.Namespace):
         overrides.append("amp=true")
     if args.compile:
         overrides.append("compile=true")
-    return load_run_config(args.config, overrides)
+    if args.threads:
+        overrides.append(f"threads={args.threads}")
+    config = load_run_config(args.config, overrides)
+    use_threads(configured=config.threads, command=f"fakd {args.command}")
+    return config
 
 
 def print_summary(summary: dict) -> None:

@@ -5,12 +5,13 @@ from pathlib import Path
 
 import torch
 
-from fakd.commands.common import add_device_argument, positive_int
+from fakd.commands.common import add_device_argument, add_threads_argument, positive_int
 from fakd.data.image_io import image_to_tensor, list_images, read_image, tensor_to_image, write_image
 from fakd.device import resolve_device
 from fakd.engine.checkpoint import load_model_from_checkpoint
 from fakd.engine.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, upscale_tiled
 from fakd.errors import FakdError
+from fakd.threads import use_threads
 
 
 def register(subparsers) -> None:
@@ -29,6 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP,
                         help=f"LR context pixels around each tile (default {DEFAULT_OVERLAP})")
     add_device_argument(parser)
+    add_threads_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -49,6 +51,7 @@ def input_files(inputs: list[str]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    use_threads(args.threads, command="fakd upscale")
     device = resolve_device(args.device)
     model = load_model_from_checkpoint(args.checkpoint, device)
     scale = model.scale

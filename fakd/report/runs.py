@@ -63,15 +63,16 @@ def best_checkpoint(run_dir: str | Path) -> Path:
 
 
 def use_profile_threads(profile: str) -> int:
-    """Apply the profile's ``threads`` setting (0: torch's default) to this process; returns the count.
+    """Set this process's torch threads (``fakd.threads.use_threads``: the profile's ``threads``
+    setting, else $OMP_NUM_THREADS, else the cores the machine's load leaves free), print the choice,
+    and return the count.
 
     Training runs do this themselves; notebooks that only evaluate call it so that, e.g., the smoke
     profile's single thread also holds there (several threads on a busy CPU can be far slower).
     """
-    threads = load_run_config(profile).threads
-    if threads:
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()
+    from fakd.threads import use_threads
+
+    return use_threads(configured=load_run_config(profile).threads, command="threads").threads
 
 
 def run_config(*, profile: str, seed: int, device: str | None = None, method: str | None = None,

@@ -1,0 +1,72 @@
+"""Torch thread choice: --threads, then the config, then OMP_NUM_THREADS, then free cores; printed."""
+
+import pytest
+import torch
+
+from fakd.cli import main
+from fakd.errors import FakdError
+from fakd.study.environment import kernel_environment
+from fakd.threads import choose_threads, use_threads
+
+
+@pytest.fixture
+def keep_torch_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_the_user_then_the_config_then_the_environment_decide():
+    assert choose_threads(3, configured=1, environ={"OMP_NUM_THREADS": "2"}).threads == 3
+    assert choose_threads(None, configured=1, environ={"OMP_NUM_THREADS": "2"}).threads == 1
+    assert choose_threads(None, environ={"OMP_NUM_THREADS": "2"}, cores=16, load=0.0).threads == 2
+    assert choose_threads(None, environ={"OMP_NUM_THREADS": "x"}, cores=16, load=0.0).threads == 16
+
+
+@pytest.mark.parametrize("cores, load, workers, expected", [
+    (2, 0.1, 1, 2),    # a quiet machine: every core
+    (2, 2.3, 1, 1),    # another job keeps both cores busy: one thread, never zero
+    (2, 1.0, 1, 1),    # one core free
+    (2, 0.0, 2, 1),    # two workers share two cores
+    (16, 4.0, 2, 6),   # 12 cores free, two workers: 6 each (not 8)
+    (16, 0.0, 3, 5),   # 16 // 3
+])
+def test_free_cores_are_shared_between_workers(cores, load, workers, expected):
+    choice = choose_threads(None, workers=workers, environ={}, cores=cores, load=load)
+    assert choice.threads == expected
+    assert f"{cores} cores" in str(choice) and "--threads N overrides" in str(choice)
+
+
+def test_without_a_load_average_the_cores_are_shared(monkeypatch):
+    monkeypatch.setattr("fakd.threads.machine_load", lambda: None)
+    assert choose_threads(None, workers=2, environ={}, cores=4).threads == 2
+
+
+def test_a_thread_count_below_one_is_a_user_error():
+    with pytest.raises(FakdError, match="--threads"):
+        choose_threads(0)
+
+
+def test_use_threads_sets_torch_and_says_so(keep_torch_threads, capsys):
+    assert use_threads(1, command="fakd test").threads == 1
+    assert torch.get_num_threads() == 1
+    assert capsys.readouterr().out.strip() == "fakd test: 1 torch thread (--threads; --threads N overrides)"
+
+
+def test_kernels_get_the_chosen_count(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert kernel_environment()["OMP_NUM_THREADS"] == "1"
+    assert kernel_environment(threads=3)["MKL_NUM_THREADS"] == "3"
+
+
+def test_the_cli_takes_threads_and_refuses_zero(keep_torch_threads, tmp_path, capsys):
+    image = tmp_path / "in"
+    image.mkdir()
+    with pytest.raises(SystemExit) as exit_:
+        main(["upscale", "--checkpoint", "x.pt", str(image), "--output", str(tmp_path / "out"), "--threads", "0"])
+    assert exit_.value.code == 2
+    assert "--threads" in capsys.readouterr().err
+    code = main(["evaluate", "--model", "bicubic", "--dataset", "skimage-test", "--scale", "4", "--threads", "1"])
+    assert code == 0
+    assert "fakd evaluate: 1 torch thread (--threads;" in capsys.readouterr().out
+    assert torch.get_num_threads() == 1
