@@ -204,7 +204,7 @@ def summary_markdown(table: pd.DataFrame, tests: pd.DataFrame, *, method: str = 
             text += (f"; per image {test['mean']:+.3f} dB on average, {label} ahead on {test['wins']} of "
                      f"{test['n']} (paired t-test p = {_p_text(test['t_p'])}, Wilcoxon p = "
                      f"{_p_text(test['wilcoxon_p'])})")
-        if not math.isnan(row.gap_closed):
+        if baseline == BASELINE and not math.isnan(row.gap_closed):  # the gap is teacher vs the student alone
             text += f"; {100 * row.gap_closed:.0f}% of the teacher–student gap closed"
         lines.append(text + ".")
     better = sum(verdict == "better" for verdict in verdicts)
