@@ -164,7 +164,12 @@ def feature_steps_figure(image, feat: torch.Tensor, *, pixel: tuple[int, int], r
     image = as_display_image(image)
     feat = feat[0] if feat.dim() == 4 else feat
     shown = min(channels, feat.shape[0])
-    figure, axes = plt.subplots(1, shown + 3, figsize=(4.1 * (shown + 3), 4.0))
+    columns = 3  # rows of three panels: readable at page width (one row of six is not)
+    rows = -(-(shown + 3) // columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(13.5, 4.6 * rows), squeeze=False)
+    axes = list(grid.flat)
+    for axis in axes[shown + 3:]:
+        axis.axis("off")
     axes[0].imshow(image)
     axes[0].plot(pixel[1], pixel[0], marker="+", color="cyan", markersize=14, markeredgewidth=2)
     _pixel_axes(axes[0], title="1. LR input, chosen pixel")
@@ -179,7 +184,9 @@ def feature_steps_figure(image, feat: torch.Tensor, *, pixel: tuple[int, int], r
     figure.colorbar(picture, ax=axes[shown + 1], fraction=0.046, pad=0.04, label="L2 norm over channels")
     _heat_over_image(figure, axes[shown + 2], image, row, cmap=AFFINITY_MAP, limits=(float(row.min()), 1.0),
                      title="4. affinity row: cos(f_pixel, f_n)", label="cosine similarity", pixel=pixel)
-    figure.suptitle("Spatial affinity, step by step", fontsize=12)
+    for axis in axes[:shown + 3]:
+        axis.title.set_fontsize(11)
+    figure.suptitle("Spatial affinity, step by step", fontsize=13)
     figure.tight_layout()
     return figure
 

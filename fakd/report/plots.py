@@ -158,25 +158,36 @@ def psnr_vs_weight_figure(sweep: pd.DataFrame, *, method_label: str = "FAKD", ti
 
 
 def gain_per_dataset_figure(table: pd.DataFrame, *, baseline: str, title: str) -> plt.Figure:
-    """Mean PSNR gain over the baseline per configuration and data set, with the seeds' 95% CI."""
+    """Mean PSNR gain over the baseline per configuration, one panel per data set (configurations as
+    rows, so the figure stays readable at page width however many there are), with the seeds' 95% CI."""
     shown = table[table["label"] != baseline]
     if shown.empty:
         raise FakdError("only the baseline was run: no gain to plot")
     labels, datasets = list(dict.fromkeys(shown["label"])), list(dict.fromkeys(shown["dataset"]))
-    figure, axis = plt.subplots(figsize=(max(6, 1.1 * len(labels) * len(datasets) + 2), 4.4))
-    width = 0.8 / len(datasets)
-    for index, dataset in enumerate(datasets):
+    figure, axes = plt.subplots(1, len(datasets), figsize=(2.6 * len(datasets) + 2.4, 0.36 * len(labels) + 1.7),
+                                sharex=True, sharey=True, squeeze=False)  # one dB scale: panels compare
+    rows = np.arange(len(labels))
+    for index, (axis, dataset) in enumerate(zip(axes[0], datasets)):
         part = shown[shown["dataset"] == dataset].set_index("label").reindex(labels)
         errors = [0 if math.isnan(value) else value for value in part["psnr_ci"]]
-        axis.bar(np.arange(len(labels)) + index * width, part["gain"], width, yerr=errors, capsize=3, label=dataset)
-    axis.axhline(0, color="black", linewidth=1)
-    axis.set_xticks(np.arange(len(labels)) + width * (len(datasets) - 1) / 2, labels, rotation=30, ha="right")
-    axis.set_ylabel(f"PSNR gain over {baseline} (dB)")
-    axis.set_xlabel("student configuration (error bars: 95% CI over seeds)")
-    axis.set_title(title)
-    axis.legend(title="test set", fontsize=8)
+        gains = part["gain"].to_numpy(dtype=float)
+        colours = ["tab:green" if gain > 0 else "tab:red" for gain in np.nan_to_num(gains)]
+        axis.barh(rows, gains, xerr=errors, capsize=3, color=colours, alpha=0.8, height=0.65)
+        axis.axvline(0, color="black", linewidth=1)
+        axis.set_title(dataset, fontsize=11)
+        axis.set_xlabel("gain (dB)")
+        axis.grid(axis="x", alpha=0.3)
+    axes[0, 0].set_yticks(rows, labels)
+    axes[0, 0].invert_yaxis()  # the first configuration on top
+    figure.suptitle(f"{title}\n(PSNR − PSNR of {baseline}; error bars: 95% CI over seeds)", fontsize=11)
     figure.tight_layout()
     return figure
+
+
+def _text_colour_on(rgba) -> str:
+    """Black on light colours (e.g. viridis' yellow), white on dark ones: readable either way."""
+    red, green, blue = rgba[:3]
+    return "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
 
 
 def agreement_figure(agreement: pd.DataFrame, *, value: str = "correlation", title: str) -> plt.Figure:
@@ -186,7 +197,9 @@ def agreement_figure(agreement: pd.DataFrame, *, value: str = "correlation", tit
     picture = axis.imshow(pivot.to_numpy(), cmap="viridis", aspect="auto",
                           vmin=min(0.0, float(np.nanmin(pivot.to_numpy()))), vmax=1.0)
     for (row, column), number in np.ndenumerate(pivot.to_numpy()):
-        axis.text(column, row, f"{number:.3f}", ha="center", va="center", color="white", fontsize=9)
+        if not math.isnan(number):
+            axis.text(column, row, f"{number:.3f}", ha="center", va="center", fontsize=9,
+                      color=_text_colour_on(picture.cmap(picture.norm(number))))
     axis.set_xticks(range(pivot.shape[1]), pivot.columns)
     axis.set_yticks(range(pivot.shape[0]), pivot.index)
     axis.set_xlabel("tap")
@@ -204,11 +217,12 @@ def cost_figure(cost: pd.DataFrame, *, title: str) -> plt.Figure:
                 ("latency_s", 1e-3, "median latency (ms)")]
     for axis, (column, unit, label) in zip(axes, measures):
         values = cost[column].astype(float) / unit
-        bars = axis.bar(cost["model"], values, color=["tab:blue", "tab:orange", "tab:green"][: len(cost)])
-        axis.bar_label(bars, labels=[f"{value:.3g}" for value in values], fontsize=8)
+        names = [str(name).replace(" (", "\n(") for name in cost["model"]]  # "teacher\n(preset)"
+        bars = axis.bar(names, values, color=["tab:blue", "tab:orange", "tab:green"][: len(cost)])
+        axis.bar_label(bars, labels=[f"{value:.3g}" for value in values], fontsize=9, padding=2)
+        axis.margins(y=0.15)  # room above the tallest bar for its label
         axis.set_ylabel(label)
         axis.set_xlabel("model")
-        axis.tick_params(axis="x", labelrotation=15)
     latency_size = cost["latency_lr_size"].iloc[0]
     figure.suptitle(f"{title} (latency: {latency_size}² LR input)", fontsize=12)
     figure.tight_layout()
