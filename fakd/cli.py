@@ -1,6 +1,7 @@
 """The ``fakd`` command: one sub-command per module in ``fakd.commands``.
 
-A user mistake (``FakdError``) becomes one line on stderr and exit code 2, never a traceback.
+A user mistake (``FakdError``) becomes one line on stderr and exit code 2, never a traceback; so does
+a failure of the machine's storage (disk full, permission denied, read-only: ``ENVIRONMENT_ERRNOS``).
 Only the module of the sub-command being run is imported (the others need torch, pandas, ...), so
 ``fakd --version`` and ``fakd --help`` answer at once.
 """
@@ -10,6 +11,7 @@ import importlib
 import sys
 
 from fakd import __version__
+from fakd.atomic import ENVIRONMENT_ERRNOS
 from fakd.errors import FakdError
 
 # Sub-commands in the order ``fakd --help`` lists them, with the one-line help it shows (each module's
@@ -72,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except FakdError as error:
         print(f"fakd {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno not in ENVIRONMENT_ERRNOS:
+            raise  # anything else is a bug: keep its traceback
+        where = f": {error.filename}" if error.filename else ""
+        print(f"fakd {args.command}: error: {error.strerror or error}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"fakd {args.command}: interrupted", file=sys.stderr)

@@ -4,7 +4,9 @@ Reading (Pillow; PNG, JPEG, BMP and anything else Pillow decodes):
 
 - greyscale (modes 1, L, I;16, I) is copied into three equal channels; palette images are
   expanded to RGB through their palette (with their transparency, if any);
-- 16-bit samples are scaled to 8 bits: ``round(v * 255 / 65535)``;
+- 16-bit samples (greyscale, and 16-bit-per-channel colour PNGs, which are decoded with pypng
+  because Pillow would keep only their high byte) are scaled to 8 bits: ``round(v * 255 / 65535)``,
+  halves rounded up; a 16-bit alpha channel is scaled the same way before flattening;
 - an alpha channel (RGBA, LA, PA) is flattened over a WHITE background:
   ``out = round(a * colour + (1 - a) * 255)`` with ``a = alpha / 255`` (fully transparent pixels
   become white, fully opaque pixels keep their colour exactly);
@@ -14,6 +16,8 @@ Reading (Pillow; PNG, JPEG, BMP and anything else Pillow decodes):
 In torch, images are float32 ``(3, H, W)`` in [0, 1] (``image_to_tensor``) and back to uint8 HWC by
 clamping and rounding half up (``tensor_to_image``). Writing is PNG only, atomic (a temporary file
 in the same folder, then ``os.replace``), so an interrupted write never leaves a half-written image.
+``write_png_bands`` encodes an image given band by band (for ``fakd upscale``, whose outputs are never
+held whole in memory).
 """
 
 import io
@@ -21,6 +25,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import png
 import torch
 from PIL import Image
 
@@ -29,6 +34,7 @@ from fakd.errors import FakdError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -41,11 +47,29 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if path.stat().st_size == 0:
         raise FakdError(f"image file is empty (0 bytes): {path}")
     try:
+        if _is_wide_colour_png(path):
+            return _read_wide_colour_png(path)
         with Image.open(path) as image:
             image.load()  # decode now, so truncated or corrupt data fail here
             return _pil_to_rgb_uint8(image)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise FakdError(f"cannot read image {path}: {error}") from error
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, png.Error) as error:
+        raise FakdError(f"cannot read image {path}: {error}") from None
+
+
+def _is_wide_colour_png(path: Path) -> bool:
+    """A PNG whose IHDR says 16 bits per sample and colour type RGB, grey+alpha or RGBA."""
+    with open(path, "rb") as stream:
+        head = stream.read(26)
+    return head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and head[24] == 16 and head[25] in (2, 4, 6)
+
+
+def _read_wide_colour_png(path: Path) -> np.ndarray:
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    if width * height > Image.MAX_IMAGE_PIXELS:
+        raise FakdError(f"cannot read image {path}: {width}x{height} pixels is beyond Pillow's limit")
+    wide = np.asarray(np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]), dtype=np.float64)
+    narrow = np.floor(wide * (255.0 / 65535.0) + 0.5).astype(np.uint8)
+    return to_rgb_uint8(narrow.reshape(height, width, info["planes"]))
 
 
 def _pil_to_rgb_uint8(image: Image.Image) -> np.ndarray:
@@ -98,6 +122,24 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
     encoded = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array)).save(encoded, format="PNG")
     write_bytes_atomically(path, encoded.getvalue())
+
+
+def write_png_bands(stream, *, width: int, height: int, bands) -> None:
+    """Encode an RGB image given as uint8 (rows, width, 3) bands, top to bottom, as PNG into ``stream``
+    (pypng, zlib level 6): only one band is in memory at a time."""
+
+    def packed_rows():
+        written = 0
+        for band in bands:
+            band = np.ascontiguousarray(band, dtype=np.uint8)
+            if band.ndim != 3 or band.shape[1:] != (width, 3):
+                raise TypeError(f"write_png_bands expects (rows, {width}, 3) uint8 bands, got {band.shape}")
+            written += band.shape[0]
+            yield from band.reshape(band.shape[0], width * 3)
+        if written != height:
+            raise ValueError(f"write_png_bands got {written} rows for an image of height {height}")
+
+    png.Writer(width, height, greyscale=False, bitdepth=8, compression=6).write_packed(stream, packed_rows())
 
 
 def image_to_tensor(array: np.ndarray) -> torch.Tensor:

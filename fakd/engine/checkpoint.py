@@ -98,23 +98,42 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             f"checkpoint {str(path)!r} has format version {payload.get('version')!r}; "
             f"this fakd reads version {CHECKPOINT_VERSION}"
         )
+    _check_model_fields(payload, where=f"checkpoint {str(path)!r}")
+    return payload
+
+
+def _check_model_fields(payload: dict[str, Any], *, where: str) -> None:
+    """``model_config``: a mapping with a string ``arch`` and an int ``scale``; ``model_state``: names → tensors."""
     for key in ("model_config", "model_state"):
         if key not in payload:
-            raise FakdError(f"checkpoint {str(path)!r} lacks {key!r}")
-    return payload
+            raise FakdError(f"{where} lacks {key!r}")
+    config, state = payload["model_config"], payload["model_state"]
+    if not isinstance(config, dict) or not all(isinstance(key, str) for key in config):
+        raise FakdError(f"{where} is malformed: model_config is not a mapping of settings")
+    if not isinstance(config.get("arch"), str):
+        raise FakdError(f"{where} is malformed: model_config has no architecture name ('arch')")
+    scale = config.get("scale")
+    if isinstance(scale, bool) or not isinstance(scale, int):
+        raise FakdError(f"{where} is malformed: model_config's scale is {scale!r}, not a whole number")
+    if not isinstance(state, dict) or not all(
+            isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()):
+        raise FakdError(f"{where} is malformed: model_state is not a mapping of parameter names to tensors")
 
 
 def build_model_from_checkpoint(payload: dict[str, Any], *, source: str = "checkpoint") -> nn.Module:
     """Rebuild the network recorded in ``payload`` and load its weights (strict)."""
+    from fakd.engine.config import check_model_size
     from fakd.models import build_model_from_config
 
+    _check_model_fields(payload, where=source)
     try:
-        model = build_model_from_config(dict(payload["model_config"]))
+        check_model_size(dict(payload["model_config"]), where="model_config")  # no memory yet
     except FakdError as error:
         raise FakdError(f"{source}: cannot rebuild its model ({error})") from None
+    model = build_model_from_config(dict(payload["model_config"]))
     try:
         model.load_state_dict(payload["model_state"], strict=True)
-    except RuntimeError as error:
+    except (RuntimeError, TypeError, ValueError) as error:
         first = str(error).strip().splitlines()
         detail = first[1].strip() if len(first) > 1 else first[0]
         raise FakdError(f"{source}: weights do not fit the recorded architecture ({detail[:160]})") from None

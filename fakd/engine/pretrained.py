@@ -69,7 +69,29 @@ def list_pretrained(directory: str | Path | None = None) -> list[dict[str, Any]]
     models = manifest.get("models") if isinstance(manifest, dict) else None
     if not isinstance(models, list) or not all(isinstance(entry, dict) for entry in models):
         raise FakdError(f"pretrained manifest {str(path)!r} is not {{\"models\": [entry, ...]}}")
+    for index, entry in enumerate(models):
+        _check_entry_types(entry, where=f"pretrained manifest {str(path)!r}, entry {index}")
     return models
+
+
+# The fields fakd reads from a manifest entry, with the types they must have (None: may be null).
+ENTRY_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,), "file": (str,), "sha256": (str,), "size_bytes": (int,), "scale": (int,),
+    "role": (str,), "method": (str,), "seed": (int, type(None)), "recorded_set5": (dict, type(None)),
+}
+
+
+def _check_entry_types(entry: dict[str, Any], *, where: str) -> None:
+    """Every field in ``ENTRY_TYPES`` present with its type; recorded scores are numbers."""
+    for key, types in ENTRY_TYPES.items():
+        value = entry.get(key)
+        if key not in entry or isinstance(value, bool) or not isinstance(value, types):
+            wanted = " or ".join("null" if kind is type(None) else kind.__name__ for kind in types)
+            raise FakdError(f"{where}: field {key!r} must be {wanted}, got {value!r}"[:300])
+    recorded = entry["recorded_set5"] or {}
+    for key in ("psnr", "ssim"):
+        if key in recorded and (isinstance(recorded[key], bool) or not isinstance(recorded[key], (int, float))):
+            raise FakdError(f"{where}: recorded_set5.{key} must be a number, got {recorded[key]!r}"[:300])
 
 
 def pretrained_entry(name: str, directory: str | Path | None = None) -> dict[str, Any]:
@@ -129,14 +151,19 @@ def export_pretrained(run_dir: str | Path, *, name: str, data_root: str | Path |
 
     if not NAME_PATTERN.match(name or ""):
         raise FakdError(f"pretrained name {name!r}: use lower-case letters, digits, '.', '_' and '-'")
+    folder = pretrained_dir(out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise FakdError(f"pretrained folder {str(folder)!r} exists and is not a folder")
     run = _engine_run(Path(run_dir))
+    if not run.summary_path.is_file():
+        raise FakdError(f"run {str(run.path)!r} is not finished (no summary.json: it was stopped before its "
+                        f"end); resume it with --resume before exporting")
     summary = _read_json(run.summary_path)
     job = _read_json(run.job_path)
     if summary.get("status") != "finished":
         raise FakdError(f"run {str(run.path)!r} is not finished (status {summary.get('status')!r}); "
                         f"finish or resume it before exporting")
     config = load_run_config(run.config_path)
-    folder = pretrained_dir(out_dir)
     if config.profile == "smoke" and folder.resolve() == package_pretrained_dir().resolve():
         raise FakdError("smoke-profile runs are test fixtures, not results: export them only to another "
                         "folder (--out-dir or $FAKD_PRETRAINED_DIR)")
@@ -190,9 +217,12 @@ def _engine_run(path: Path) -> RunDirectory:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise FakdError(f"cannot read {str(path)!r} ({error})") from None
+    if not isinstance(content, dict):
+        raise FakdError(f"{str(path)!r} is damaged: it holds no JSON object")
+    return content
 
 
 def _entry(*, name, target, digest, source, config, summary, job, run, recorded, note) -> dict[str, Any]:
