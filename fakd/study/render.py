@@ -32,11 +32,29 @@ class ReportEntry:
     note: str = ""
 
 
+# nbconvert's lab template without its two scripts from a CDN: require.js (only widgets and old
+# JavaScript outputs use it) and MathJax (the formulas are MathML already, ``fakd.study.maths``).
+# Offline, those scripts fail to load and the maths stays raw LaTeX.
+_OFFLINE_TEMPLATE = "fakd_offline.html.j2"
+_OFFLINE_TEMPLATE_TEXT = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+"""
+
+
 def render_notebook(executed: Path, html_path: Path) -> Path:
-    """Write the executed notebook ``executed`` as one self-contained HTML page at ``html_path``."""
+    """Write the executed notebook ``executed`` as one self-contained HTML page at ``html_path``:
+    figures embedded, formulas as MathML, nothing loaded from the network."""
+    import nbformat
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter(template_name="lab").from_filename(str(executed))
+    from fakd.study.maths import notebook_with_mathml
+
+    notebook = notebook_with_mathml(nbformat.read(str(executed), as_version=4))
+    exporter = HTMLExporter(template_name="lab", template_file=_OFFLINE_TEMPLATE,
+                            extra_loaders=[DictLoader({_OFFLINE_TEMPLATE: _OFFLINE_TEMPLATE_TEXT})])
+    body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": Path(executed).stem}})
     body = compact_embedded_pngs(body)
     return write_text_atomically(html_path, body)
 
