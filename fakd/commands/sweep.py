@@ -1,11 +1,14 @@
 """``fakd sweep``: the cross product of a grid's parameters as parallel, resumable papermill runs."""
 
 import argparse
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
-from fakd.commands.common import positive_int
+from fakd.commands.common import non_negative_int, positive_int
 from fakd.errors import FakdError
 
 
@@ -16,17 +19,48 @@ def register(subparsers) -> None:
         description="Execute a notebook with papermill for every point of the grid in GRID.yaml (keys: "
         "notebook, parameters, grid; see notebooks/README.md), each point in its own run folder under "
         "OUT/runs/. Finished points are skipped, so re-running resumes. Results are gathered into "
-        "OUT/results.csv; failed points are listed in OUT/failures.json and make the exit code 1.",
+        "OUT/results.csv; failed points are listed in OUT/failures.json and make the exit code 1. The points "
+        "run on Dask: local worker processes by default, an existing cluster with --scheduler "
+        "(docs/distributed.md).",
     )
     parser.add_argument("grid", metavar="GRID.yaml", help="a grid file, or the name of a shipped grid "
                         "(smoke, cpu_ablation, paper_ablation)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="the sweep's folder")
-    parser.add_argument("--workers", type=positive_int, default=1,
-                        help="points run at once, each with cores/workers threads (default 1)")
+    add_cluster_arguments(parser, workers_help="local worker processes: points run at once, each with "
+                          "cores/workers threads (default 1)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="torch threads per point (default: a machine's cores shared by its points at once)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="overrides",
                         help="fix a parameter for every point (VALUE read as YAML: 3, 0.5, true, [a, b]); "
                         "repeatable")
     parser.set_defaults(handler=run)
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser, *, workers_help: str) -> None:
+    """--workers, --scheduler, --gpus-per-point: where the points of a sweep run (``fakd.study.cluster``)."""
+    parser.add_argument("--workers", type=positive_int, default=1, help=workers_help)
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run the points on the Dask cluster whose scheduler is at ADDRESS (e.g. "
+                        "tcp://host:8786; default: $FAKD_SCHEDULER, else local worker processes); run folders "
+                        "must be on storage its workers share")
+    parser.add_argument("--gpus-per-point", type=non_negative_int, default=0, metavar="G",
+                        help="GPUs each point needs (the Dask worker resource GPU; default 0)")
+
+
+@contextmanager
+def interrupt_on_sigterm():
+    """SIGTERM ends the command like Ctrl-C: running points and their kernels are stopped first."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may handle signals
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -47,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from fakd.commands.study import require_notebook_tools
 
     require_notebook_tools()
+    from fakd.study.cluster import scheduler_address
     from fakd.study.grid import load_grid
     from fakd.study.locations import resolve_grid
     from fakd.study.sweep import print_outcome, run_sweep
@@ -54,8 +89,13 @@ def run(args: argparse.Namespace) -> int:
     grid = load_grid(resolve_grid(args.grid))
     if args.overrides:
         grid = grid.with_fixed(parse_overrides(args.overrides))
-    print(f"sweep: {len(grid.points)} points of {grid.notebook.name} into {args.out} ({args.workers} at a time)")
-    report = run_sweep(grid, args.out, workers=args.workers, on_outcome=print_outcome)
+    scheduler = scheduler_address(args.scheduler)
+    where = f"on the Dask cluster at {scheduler}" if scheduler else f"{args.workers} at a time"
+    print(f"sweep: {len(grid.points)} points of {grid.notebook.name} into {args.out} ({where})", flush=True)
+    with interrupt_on_sigterm():
+        report = run_sweep(grid, args.out, workers=args.workers, scheduler=scheduler,
+                           gpus_per_point=args.gpus_per_point, threads=args.threads, on_outcome=print_outcome,
+                           progress=True)
     counts = {status: sum(outcome.status == status for outcome in report.outcomes)
               for status in ("done", "reused", "failed")}
     print(f"sweep: {counts['done']} run, {counts['reused']} reused, {len(report.failures)} failed; "

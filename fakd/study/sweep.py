@@ -1,4 +1,4 @@
-"""Run every point of a sweep grid as a papermill run, in parallel, resumably; gather one results table.
+"""Run every point of a sweep grid as a papermill run on a Dask cluster, resumably; gather one results table.
 
     OUT/sweep.json            what was asked: notebook, fixed parameters, every point and its folder
     OUT/runs/<point>/         one run directory per point (executed notebook, results.json, done marker)
@@ -7,16 +7,19 @@
 
 Finished points (done marker with the same parameters and notebook code) are skipped, so an
 interrupted sweep resumes where it stopped; failed points are tried again. One point failing does not
-stop the others.
+stop the others. The points run as Dask tasks (``fakd.study.worker.run_point``) on an embedded cluster
+of local worker processes or on an existing cluster (``fakd.study.cluster``): a point whose worker dies
+is re-run by Dask on another worker and counted once; a notebook error is a result (recorded once, not
+retried); an interrupt (Ctrl-C, SIGTERM) stops the running points and keeps the finished ones. Each
+table row also says where its point ran: ``point_worker``, ``point_host``, ``point_device``,
+``point_seconds`` (from the run folder's ``fakd-point.json``).
 """
 
 import json
 import os
-import subprocess
-import sys
-import time
+import queue
+import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,16 +27,23 @@ import pandas as pd
 
 from fakd.atomic import write_json_atomically
 from fakd.errors import FakdError
-from fakd.study.environment import kernel_environment, threads_per_worker
+from fakd.study.cluster import (ClusterOptions, check_gpu_workers, check_shared_storage, dashboard_link,
+                                open_cluster, slots_per_host)
 from fakd.study.grid import SweepGrid, SweepPoint
 from fakd.study.notebook_runner import RUN_DIR_PARAMETER, finished_run
 from fakd.study.parameters import check_parameters
+from fakd.study.preflight import check_output_folder
+from fakd.study.progress import PointProgress, say
 from fakd.study.results import gather_results
+from fakd.study.worker import PROVENANCE_FILE, run_point
 
 RUNS_FOLDER = "runs"
 RESULTS_TABLE = "results.csv"
 FAILURES_FILE = "failures.json"
 SWEEP_FILE = "sweep.json"
+PROVENANCE_COLUMNS = {"worker": "point_worker", "host": "point_host", "device": "point_device",
+                      "seconds": "point_seconds"}
+STOP_WAIT_S = 10.0  # how long an interrupt waits for the running points to end their processes
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class PointOutcome:
     seconds: float
     error: str | None = None
     executed: Path | None = None
+    worker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,22 +73,6 @@ class SweepReport:
     @property
     def ok(self) -> bool:
         return not self.failures
-
-
-def _execute_point(notebook: Path, run_dir: Path, parameters: dict, environment: dict) -> dict:
-    """One point in a fresh ``python -m fakd.study.worker`` process; a crash becomes a failure record."""
-    request = json.dumps({"notebook": str(notebook), "run_dir": str(run_dir), "parameters": parameters,
-                          "environment": environment})
-    started = time.monotonic()
-    completed = subprocess.run([sys.executable, "-m", "fakd.study.worker"], input=request,
-                               capture_output=True, text=True, env={**os.environ, **environment})
-    lines = completed.stdout.strip().splitlines()
-    try:
-        return json.loads(lines[-1])
-    except (IndexError, json.JSONDecodeError):
-        detail = (completed.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"status": "failed", "seconds": time.monotonic() - started, "executed": None,
-                "error": f"worker process exited with code {completed.returncode}: {detail}"}
 
 
 def check_grid(grid: SweepGrid) -> None:
@@ -110,21 +105,26 @@ def run_sweep(
     out_dir: Path,
     *,
     workers: int = 1,
+    scheduler: str | None = None,
+    gpus_per_point: int = 0,
+    threads: int | None = None,
     on_outcome: Callable[[PointOutcome, int, int], None] | None = None,
+    progress: bool = False,
 ) -> SweepReport:
-    """Run the grid's points not yet done into ``out_dir``, ``workers`` at a time, then gather results.
+    """Run the grid's points not yet done into ``out_dir`` on a Dask cluster, then gather results.
 
-    Each worker's kernel gets ``cores / workers`` threads and the tuned allocator settings.
-    ``on_outcome(outcome, finished_count, total)`` is called as each point ends (for progress lines).
+    The cluster is ``workers`` local processes, or the one at ``scheduler`` (``fakd.study.cluster``);
+    each point gets ``gpus_per_point`` GPUs and ``threads`` torch threads (None: its machine's cores
+    shared between the points running there) and the tuned allocator settings. ``on_outcome(outcome,
+    finished_count, total)`` is called in this process as each point ends; ``progress`` shows a bar
+    (on a terminal) and the dashboard address. Nothing starts when every point is done already.
     """
-    if workers < 1:
-        raise FakdError(f"workers must be ≥ 1, got {workers}")
+    options = ClusterOptions(workers=workers, scheduler=scheduler, gpus_per_point=gpus_per_point, threads=threads)
     check_grid(grid)
-    out_dir = Path(out_dir)
+    out_dir = check_output_folder(Path(out_dir), what="sweep folder")
     runs_dir = out_dir / RUNS_FOLDER
     runs_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomically(out_dir / SWEEP_FILE, _describe_sweep(grid, runs_dir))
-    environment = kernel_environment(threads=threads_per_worker(workers))
     total, outcomes = len(grid.points), []
 
     def record(outcome: PointOutcome) -> None:
@@ -141,20 +141,95 @@ def run_sweep(
                                 executed=done.executed))
         else:
             pending.append(point)
-
-    def outcome_of(point: SweepPoint, result: dict) -> PointOutcome:
-        executed = Path(result["executed"]) if result.get("executed") else None
-        return PointOutcome(point=point, run_dir=runs_dir / point.key, status=result["status"],
-                            seconds=result["seconds"], error=result["error"], executed=executed)
-
-    # Threads only wait: each point runs in its own worker process, which starts the kernel.
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(_execute_point, grid.notebook, runs_dir / point.key, point.parameters,
-                               environment): point for point in pending}
-        for future in as_completed(futures):
-            record(outcome_of(futures[future], future.result()))
-
+    if pending:
+        with open_cluster(options) as client:
+            check_shared_storage(client, out_dir=runs_dir, notebook=grid.notebook)
+            check_gpu_workers(client, gpus_per_point=options.gpus_per_point)
+            if progress:
+                _announce(client, options)
+            _run_points(client, grid, pending, runs_dir=runs_dir, options=options, record=record,
+                        bar=PointProgress(len(pending), enabled=progress))
     return _finish(grid, out_dir, runs_dir, outcomes)
+
+
+def _announce(client, options: ClusterOptions) -> None:
+    where = options.scheduler or f"{options.workers} local worker process(es)"
+    link = dashboard_link(client, embedded=options.scheduler is None)
+    say(f"sweep: running on {where}" + (f"; Dask dashboard at {link}" if link else ""))
+
+
+def _request(grid: SweepGrid, point: SweepPoint, *, runs_dir: Path, options: ClusterOptions, slots: dict,
+             cancel_event: str) -> dict:
+    """What a worker needs for one point: absolute paths (its working directory may differ)."""
+    return {"notebook": str(Path(grid.notebook).resolve()), "run_dir": str((runs_dir / point.key).resolve()),
+            "parameters": point.parameters, "cwd": os.getcwd(), "threads": options.threads, "slots": slots,
+            "cancel_event": cancel_event}
+
+
+def _run_points(client, grid: SweepGrid, points: list[SweepPoint], *, runs_dir: Path, options: ClusterOptions,
+                record: Callable[[PointOutcome], None], bar: PointProgress) -> None:
+    """Submit every point, report each as it ends; on an interrupt stop the running ones and re-raise."""
+    from distributed import Event
+
+    token = uuid.uuid4().hex[:8]
+    cancel = Event(f"fakd-cancel-{token}", client=client)
+    slots = slots_per_host(client)
+    resources = {"GPU": options.gpus_per_point} if options.gpus_per_point else None
+    futures = {}
+    for point in points:
+        request = _request(grid, point, runs_dir=runs_dir, options=options, slots=slots, cancel_event=cancel.name)
+        futures[client.submit(run_point, request, key=f"{point.key}-{token}", resources=resources, pure=False)] = point
+    finished = queue.Queue()
+    for future in futures:
+        future.add_done_callback(finished.put)
+    keys = {future.key for future in futures}
+    try:
+        for _ in range(len(futures)):
+            future = _next_finished(finished, client=client, keys=keys, bar=bar)
+            outcome = _outcome_of(futures[future], future, runs_dir=runs_dir)
+            bar.finished(failed=outcome.status == "failed")
+            record(outcome)
+    except BaseException:
+        cancel.set()  # running points end their processes (kernels included) and return
+        _wait_quietly(list(futures), timeout=STOP_WAIT_S)
+        client.cancel(list(futures), force=True)
+        raise
+    finally:
+        bar.close()
+
+
+def _next_finished(finished: queue.Queue, *, client, keys: set, bar: PointProgress):
+    """The next future to end; meanwhile the bar shows how many points are running."""
+    while True:
+        try:
+            return finished.get(timeout=1.0)
+        except queue.Empty:
+            processing = client.processing()
+            nthreads = client.nthreads()
+            bar.running(sum(min(len(keys & set(tasks)), nthreads.get(worker, 1))
+                            for worker, tasks in processing.items()))
+
+
+def _wait_quietly(futures: list, *, timeout: float) -> None:
+    from distributed import wait
+
+    try:
+        wait(futures, timeout=timeout)
+    except Exception:  # noqa: BLE001 - best effort while stopping: a timeout or a lost connection
+        pass
+
+
+def _outcome_of(point: SweepPoint, future, *, runs_dir: Path) -> PointOutcome:
+    """A finished task as an outcome; a task that raised (e.g. its workers kept dying) is a failure."""
+    run_dir = runs_dir / point.key
+    if future.status != "finished":
+        error = future.exception()
+        message = f"{type(error).__name__}: {error}".splitlines()[0]
+        return PointOutcome(point=point, run_dir=run_dir, status="failed", seconds=0.0, error=message)
+    result = future.result()
+    executed = Path(result["executed"]) if result.get("executed") else None
+    return PointOutcome(point=point, run_dir=run_dir, status=result["status"], seconds=result["seconds"],
+                        error=result["error"], executed=executed, worker=result.get("worker"))
 
 
 def _finish(grid: SweepGrid, out_dir: Path, runs_dir: Path, outcomes: list[PointOutcome]) -> SweepReport:
@@ -163,6 +238,7 @@ def _finish(grid: SweepGrid, out_dir: Path, runs_dir: Path, outcomes: list[Point
     outcomes = sorted(outcomes, key=lambda outcome: order[outcome.point.key])
     finished = [outcome for outcome in outcomes if outcome.status != "failed"]
     table, problems = gather_results([(outcome.point, outcome.run_dir) for outcome in finished], base=out_dir)
+    table = _with_provenance(table, [outcome.run_dir for outcome in finished])
     failures = [
         {"run": outcome.point.key, "run_dir": str(outcome.run_dir), "parameters": outcome.point.parameters,
          "error": outcome.error, "executed": str(outcome.executed) if outcome.executed else None}
@@ -181,11 +257,27 @@ def _finish(grid: SweepGrid, out_dir: Path, runs_dir: Path, outcomes: list[Point
                        failures_path=failures_path, failures=tuple(failures))
 
 
+def _with_provenance(table: pd.DataFrame, run_dirs: list[Path]) -> pd.DataFrame:
+    """The table with where each run ran (its ``fakd-point.json``; empty for runs made before it existed)."""
+    if table.empty:
+        return table
+    records = {}
+    for run_dir in run_dirs:
+        try:
+            records[Path(run_dir).name] = json.loads((Path(run_dir) / PROVENANCE_FILE).read_text())
+        except (OSError, json.JSONDecodeError):
+            records[Path(run_dir).name] = {}
+    for field, column in PROVENANCE_COLUMNS.items():
+        table[column] = [records.get(run, {}).get(field) for run in table["run"]]
+    return table
+
+
 def print_outcome(outcome: PointOutcome, finished: int, total: int) -> None:
     """A progress line per point, for the command line."""
     width = len(str(total))
     status = {"done": "done  ", "reused": "reused", "failed": "FAILED"}[outcome.status]
-    line = f"[{finished:>{width}}/{total}] {status} {outcome.point.key} ({outcome.seconds:.1f} s)"
+    line = f"[{finished:>{width}}/{total}] {status} {outcome.point.key} ({outcome.seconds:.1f} s"
+    line += f" on {outcome.worker})" if outcome.worker else ")"
     if outcome.error:
         line += f": {outcome.error}"
-    print(line, file=sys.stderr if outcome.status == "failed" else sys.stdout, flush=True)
+    say(line, error=outcome.status == "failed")
