@@ -20,6 +20,14 @@ from fakd.study.compact import compact_embedded_pngs
 
 INDEX_FILE = "index.html"
 README_FILE = "README.md"
+ANALYSIS_FILE = "ANALYSIS.md"  # written by hand beside a committed report; renders never touch it
+
+# Said first in a report of these profiles (its provenance names the profile): their numbers are no result.
+PROFILE_CAVEATS = {
+    "smoke": "**Smoke profile: these numbers mean nothing.** Tiny models trained for a few iterations on a "
+             "few images check that the pipeline runs end to end; their PSNR differences and p-values say "
+             "nothing about FAKD. The study's results come from the `cpu` profile (`make study`).",
+}
 
 
 @dataclass(frozen=True)
@@ -74,8 +82,15 @@ def _headline_markdown(headline: pd.DataFrame | str | None) -> str:
 
 def report_markdown(out_dir: Path, *, title: str, entries: list[ReportEntry], headline=None,
                     summary: str = "", figures: list[Path] = (), provenance: dict | None = None) -> str:
-    """The report as Markdown, with links relative to ``out_dir``."""
+    """The report as Markdown, with links relative to ``out_dir``: the title, the profile's caveat (if
+    any), a link to the hand-written analysis (if ``out_dir`` has one), the headline, summary, figures,
+    notebooks and provenance."""
     lines = [f"# {title}", ""]
+    caveat = PROFILE_CAVEATS.get(str((provenance or {}).get("profile")))
+    if caveat:
+        lines += [f"> {caveat}", ""]
+    if (Path(out_dir) / ANALYSIS_FILE).is_file():
+        lines += [f"The analysis — what held, what did not, and why — is in [{ANALYSIS_FILE}]({ANALYSIS_FILE}).", ""]
     table = _headline_markdown(headline)
     if table:
         lines += [table, ""]
