@@ -116,12 +116,17 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise FakdError(f"write_image writes PNG files; give a .png name, not {path}")
+    write_bytes_atomically(path, encode_png(array))
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """A uint8 (H, W, 3) or (H, W) array as the bytes of a PNG file."""
     array = np.asarray(array)
     if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
         raise TypeError(f"write_image expects uint8 (H, W, 3) or (H, W), got {array.dtype} {array.shape}")
     encoded = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array)).save(encoded, format="PNG")
-    write_bytes_atomically(path, encoded.getvalue())
+    return encoded.getvalue()
 
 
 def write_png_bands(stream, *, width: int, height: int, bands) -> None:

@@ -134,3 +134,32 @@ def upscale_bands(
             if on_tile is not None:
                 on_tile()
         yield band
+
+
+DOWNSCALE_BAND = 64  # LR rows per band of ``bicubic_downscale_banded``
+
+
+def bicubic_downscale_banded(hr: np.ndarray, *, scale: int, band: int = DOWNSCALE_BAND) -> torch.Tensor:
+    """MATLAB ``imresize(hr, 1/scale)`` of a uint8 (H, W, 3) image whose sides are multiples of
+    ``scale``, computed in bands of ``band`` LR rows; returns the uint8 (3, H/s, W/s) LR image.
+
+    Each band is resized with 3 LR rows (3·s HR rows, more than the kernel's 2·s + 2 reach) of real
+    context above and below, which are then dropped; as the bands start at multiples of ``scale``, every
+    kept row sees the same weights, taps and mirrored borders as in the whole image, so the result is
+    bitwise equal to ``imresize`` of the whole image (``tests/test_guarantee_memory.py``). Only one
+    band is ever in float64: the peak is the uint8 image plus about ``24·(band + 6)·s`` bytes per HR column.
+    """
+    from fakd.data.imresize import imresize
+
+    height, width = hr.shape[:2]
+    if hr.dtype != np.uint8 or hr.ndim != 3 or height % scale or width % scale:
+        raise FakdError(f"bicubic_downscale_banded takes uint8 (H, W, 3) with sides multiple of {scale}, "
+                        f"got {hr.dtype} {hr.shape}")
+    lr_height, margin = height // scale, 3
+    bands = []
+    for top in range(0, lr_height, band):
+        bottom = min(top + band, lr_height)
+        first, last = max(top - margin, 0), min(bottom + margin, lr_height)
+        crop = torch.from_numpy(np.ascontiguousarray(hr[first * scale : last * scale])).permute(2, 0, 1)
+        bands.append(imresize(crop, scale=1.0 / scale)[:, top - first : bottom - first])
+    return torch.cat(bands, dim=1).contiguous()
