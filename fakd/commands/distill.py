@@ -12,6 +12,7 @@ ca 1, fitnet 1, at 1000, fsp 1 (``fakd.engine.distillation.DEFAULT_WEIGHTS``). Î
 
 import argparse
 
+from fakd.commands.common import shows_progress
 from fakd.commands.train import add_run_arguments, load_config, print_summary
 from fakd.data.roots import resolve_data_root
 from fakd.distill import KNOWN_METHODS
@@ -48,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args)
     summary = train_run(config, role="distill", out=args.out, teacher_checkpoint=args.teacher,
                         data_root=resolve_data_root(args.data_root), resume=args.resume,
-                        overwrite=args.overwrite, progress=not args.no_progress)
+                        overwrite=args.overwrite, progress=shows_progress() and not args.no_progress)
     print_summary(summary)
     return 0

@@ -4,9 +4,11 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from fakd.atomic import write_json_atomically
-from fakd.commands.common import add_data_root_argument, add_device_argument, add_threads_argument, positive_int
+from fakd.commands.common import (add_data_root_argument, add_device_argument, add_threads_argument,
+                                  check_output_file, positive_int, shows_progress)
 from fakd.data.benchmark import open_benchmark_set
 from fakd.data.imresize import imresize
 from fakd.device import resolve_device
@@ -17,6 +19,7 @@ from fakd.report.tables import paper_table, to_text
 from fakd.threads import use_threads
 
 BUILTIN_MODELS = ("bicubic",)
+SSIM_WINDOW = 11  # fakd.metrics.ssim's Gaussian window
 
 
 def register(subparsers) -> None:
@@ -66,18 +69,48 @@ def named_models(args: argparse.Namespace, *, device) -> list[tuple[str, object]
 
 def run(args: argparse.Namespace) -> int:
     use_threads(args.threads, command="fakd evaluate")
+    if args.json is not None:
+        check_output_file(args.json, option="--json")  # before the evaluation, not after it
     device = resolve_device(args.device)
     models = named_models(args, device=device)  # model mistakes are reported before any data set is read
     datasets = [open_benchmark_set(name, scale=args.scale, data_root=args.data_root, lr_source=args.lr_source)
                 for name in args.dataset]
+    for dataset in datasets:
+        check_image_sizes(dataset, scale=args.scale)
     rows = []
-    for model_name, model in models:
-        for dataset in datasets:
-            per_image = evaluate_model(model, dataset, scale=args.scale, device=device)
-            rows.append({"model": model_name, "dataset": dataset.name, "scale": args.scale,
-                         "psnr": float(per_image["psnr"].mean()), "ssim": float(per_image["ssim"].mean()),
-                         "n_images": len(per_image)})
+    with tqdm(total=len(models) * sum(len(dataset) for dataset in datasets), unit="image",
+              disable=not shows_progress(), dynamic_ncols=True) as bar:
+        for model_name, model in models:
+            for dataset in datasets:
+                bar.set_description(f"{model_name} on {dataset.name}")
+                per_image = evaluate_model(counting(model, bar), dataset, scale=args.scale, device=device,
+                                           progress=False)
+                rows.append({"model": model_name, "dataset": dataset.name, "scale": args.scale,
+                             "psnr": float(per_image["psnr"].mean()), "ssim": float(per_image["ssim"].mean()),
+                             "n_images": len(per_image)})
     print(to_text(paper_table(pd.DataFrame(rows))))
     if args.json is not None:
         write_json_atomically(args.json, {"rows": rows})
     return 0
+
+
+def counting(model, bar):
+    """``model`` as a plain function that advances ``bar`` once per image."""
+
+    def upscale(lr):
+        sr = model(lr)
+        bar.update(1)
+        return sr
+
+    return upscale
+
+
+def check_image_sizes(dataset, *, scale: int) -> None:
+    """Every HR image leaves an 11x11 SSIM window after the border crop of ``scale`` (checked before any
+    model runs; the message names the image)."""
+    for pair in dataset:
+        height, width = pair.hr.shape[-2:]
+        if min(height, width) - 2 * scale < SSIM_WINDOW:
+            raise FakdError(f"image {pair.name!r} of {dataset.name} is {width}x{height}: too small to score at "
+                            f"x{scale} (needs {SSIM_WINDOW + 2 * scale} px a side: the {SSIM_WINDOW}x{SSIM_WINDOW} "
+                            f"SSIM window after a border crop of {scale})")

@@ -3,7 +3,7 @@
 import argparse
 from pathlib import Path
 
-from fakd.commands.common import add_data_root_argument, add_device_argument
+from fakd.commands.common import add_data_root_argument, add_device_argument, check_output_folder
 from fakd.engine.pretrained import MANIFEST_FILE, export_pretrained, list_pretrained, pretrained_dir
 from fakd.errors import FakdError
 
@@ -29,11 +29,14 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out_dir is not None and args.out_dir.exists() and not args.out_dir.is_dir():
+        raise FakdError(f"--out-dir {str(args.out_dir)!r} exists and is not a folder")
     if args.list:
         print_listing(args.out_dir)
         return 0
     if args.run_dir is None or not args.name:
         raise FakdError("give RUN_DIR and --name NAME (or --list)")
+    check_output_folder(pretrained_dir(args.out_dir), option="--out-dir")
     entry = export_pretrained(args.run_dir, name=args.name, data_root=args.data_root, out_dir=args.out_dir,
                               device=args.device)
     folder = pretrained_dir(args.out_dir)

@@ -6,9 +6,13 @@ from pathlib import Path
 import torch
 
 from fakd.atomic import write_json_atomically
-from fakd.commands.common import non_negative_int, positive_int
+from fakd.commands.common import check_output_file, non_negative_int, positive_int
 from fakd.engine.cost import cost_ratios, model_cost
 from fakd.engine.named_models import model_from_spec
+from fakd.errors import FakdError
+
+MAX_LATENCY_SIZE = 4096  # LR side timed; beyond, one pass of a large model needs tens of GB
+MAX_PASSES = 1000
 
 
 def register(subparsers) -> None:
@@ -35,6 +39,12 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from fakd.device import resolve_device
 
+    if args.json is not None:
+        check_output_file(args.json, option="--json")  # before the measurement, not after it
+    for option, value, limit in (("--latency-size", args.latency_size, MAX_LATENCY_SIZE),
+                                 ("--warmup", args.warmup, MAX_PASSES), ("--repeats", args.repeats, MAX_PASSES)):
+        if value > limit:
+            raise FakdError(f"{option} must be ≤ {limit}, got {value}")
     device = resolve_device(args.device)
     models = [model_from_spec(spec, scale=args.scale) for spec in args.model]
     rows = [model_cost(model, name=name, scale=args.scale, lr_size=args.latency_size, warmup=args.warmup,

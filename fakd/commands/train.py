@@ -2,7 +2,7 @@
 
 import argparse
 
-from fakd.commands.common import add_data_root_argument, add_device_argument, add_threads_argument
+from fakd.commands.common import add_data_root_argument, add_device_argument, add_threads_argument, shows_progress
 from fakd.data.roots import resolve_data_root
 from fakd.engine.config import PROFILES, load_run_config
 from fakd.engine.trainer import train_run
@@ -19,7 +19,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
     group.add_argument("--overwrite", action="store_true", help="replace the run in RUN_DIR")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (there is one only when stderr is a terminal)")
     parser.add_argument("--amp", action="store_true", help="CUDA: mixed precision (bfloat16, else float16 + loss scaling)")
     parser.add_argument("--compile", action="store_true", help="CUDA: torch.compile the trained model")
     add_device_argument(parser)
@@ -68,6 +68,6 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args)
     summary = train_run(config, role=args.role, out=args.out, data_root=resolve_data_root(args.data_root),
-                        resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+                        resume=args.resume, overwrite=args.overwrite, progress=shows_progress() and not args.no_progress)
     print_summary(summary)
     return 0
