@@ -40,12 +40,14 @@ class ReportEntry:
     note: str = ""
 
 
-# nbconvert's lab template without its two scripts from a CDN: require.js (only widgets and old
-# JavaScript outputs use it) and MathJax (the formulas are MathML already, ``fakd.study.maths``).
-# Offline, those scripts fail to load and the maths stays raw LaTeX.
+# nbconvert's lab template without its scripts from a CDN: require.js (only widgets and old
+# JavaScript outputs use it), the widget manager (a saved page shows the widgets' text instead) and
+# MathJax (the formulas are MathML already, ``fakd.study.maths``). Offline, those scripts fail to
+# load, and the maths would stay raw LaTeX.
 _OFFLINE_TEMPLATE = "fakd_offline.html.j2"
 _OFFLINE_TEMPLATE_TEXT = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 """
 
