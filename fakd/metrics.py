@@ -1,6 +1,6 @@
 """PSNR and SSIM as SR papers report them, and evaluation of a model over a benchmark set.
 
-Protocol (DESIGN.md): the SR image is rounded to 8 bits, HR is cropped to a multiple of the scale,
+Protocol (docs/design.md, Conventions): the SR image is rounded to 8 bits, HR is cropped to a multiple of the scale,
 both are converted to the BT.601 luma Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 (RGB in
 [0, 255], Y kept in float64, not re-rounded), and ``scale`` pixels are cropped from every border.
 SSIM uses an 11×11 Gaussian window (σ 1.5), K1 0.01, K2 0.03, L 255, averaged over the positions

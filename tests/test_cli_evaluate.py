@@ -8,7 +8,7 @@ from PIL import Image
 
 from fakd.cli import main
 
-# Published bicubic rows (../shared/data/README.md): PSNR / SSIM on Y, border crop = scale.
+# Published bicubic rows (docs/design.md, Conventions): PSNR / SSIM on Y, border crop = scale.
 PUBLISHED_BICUBIC = {
     ("Set5", 2): (33.66, 0.9299), ("Set5", 3): (30.39, 0.8682), ("Set5", 4): (28.42, 0.8104),
     ("B100", 2): (29.56, 0.8431), ("B100", 3): (27.21, 0.7385), ("B100", 4): (25.96, 0.6675),

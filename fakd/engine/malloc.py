@@ -12,7 +12,7 @@ never to trim it keeps freed memory in the process for reuse:
 The price is a process whose resident size stays at its peak. The variables are read when the
 process starts, so they only help a *child* process: pass ``env=tuned_malloc_env()`` to
 ``subprocess``. Measured effect on this machine: ``benchmarks/kd_step.py`` (both ways) and
-DESIGN.md. Non-glibc platforms ignore the variables.
+docs/design.md (Performance facts). Non-glibc platforms ignore the variables.
 """
 
 from __future__ import annotations

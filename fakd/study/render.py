@@ -3,7 +3,7 @@
 The HTML pages are nbconvert's ``lab`` template with figures embedded (as palette PNGs, see
 ``fakd.study.compact``), so each page stands alone. The
 index and the README show the same things: the title, a headline table, a short summary, one line per
-notebook (linked) and the provenance (command, profile, commit, time) that DESIGN.md asks every result
+notebook (linked) and the provenance (command, profile, commit, time) that docs/design.md asks every result
 to state.
 """
 
