@@ -12,6 +12,7 @@ Dask spawns its worker processes: a script that runs a sweep must call it under
 ``if __name__ == "__main__":`` (the ``fakd`` command and notebooks need nothing).
 """
 
+import asyncio
 import importlib.util
 import logging
 import os
@@ -87,14 +88,26 @@ def _embedded_cluster(options: ClusterOptions):
     return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR, name="fakd")
 
 
+async def _identity(address: str) -> dict:
+    from distributed.core import rpc
+
+    async with rpc(address) as scheduler:
+        return await scheduler.identity()
+
+
 def _connect(address: str):
-    """A Client of the scheduler at ``address``; one FakdError when it does not answer in time."""
+    """A Client of the scheduler at ``address``; one FakdError when it does not answer in time.
+
+    The scheduler is asked who it is first, under a deadline of our own: a ``Client`` alone waits
+    forever on an address that accepts connections and never answers.
+    """
     from distributed import Client
 
     try:
+        asyncio.run(asyncio.wait_for(_identity(address), CONNECT_TIMEOUT_S))
         return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as error:
-        reason = str(error).splitlines()[0] if str(error).strip() else type(error).__name__
+    except (OSError, TimeoutError, ValueError, TypeError) as error:
+        reason = str(error).splitlines()[0] if str(error).strip() else "no answer"
         raise FakdError(f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT_S:.0f} s "
                         f"({reason}); is `dask scheduler` running there?") from None
 

@@ -132,10 +132,19 @@ def load_grid(path: Path) -> SweepGrid:
     """Read and check a grid YAML file (``yaml.safe_load``)."""
     path = Path(path)
     try:
-        spec = yaml.safe_load(path.read_text())
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise FakdError(f"cannot read grid file {path}: {error.strerror}") from None
+        raise FakdError(f"cannot read grid file {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise FakdError(f"grid file {path} is not UTF-8 text") from None
     except yaml.YAMLError as error:
-        raise FakdError(f"grid file {path} is not valid YAML: {error}") from None
+        raise FakdError(f"grid file {path} is not valid YAML: {_yaml_problem(error)}") from None
     return grid_from_mapping(spec, source=path)
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's several-line message as one line: what is wrong and where."""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    mark = getattr(error, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
 

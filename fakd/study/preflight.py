@@ -9,17 +9,21 @@ from fakd.errors import FakdError
 
 
 def check_output_folder(path: Path, *, what: str = "output folder") -> Path:
-    """Create ``path`` if needed and prove fakd can write into it (a real write, so read-only mounts
-    and root-owned folders are caught too)."""
+    """``path`` must be a folder fakd can write into, or not exist yet below one (nothing is created:
+    a refused run leaves nothing behind). The write is real, so read-only mounts are caught too."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise FakdError(f"{what} {path} is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FakdError(f"{what} {path} cannot be made: {existing} is a file, not a folder")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
-        raise FakdError(f"cannot write into {what} {path}: {error.strerror or error}") from None
+        raise FakdError(f"cannot write into {what} {path} ({existing}: {error.strerror or error})") from None
     return path
 
 

@@ -123,8 +123,6 @@ def run_sweep(
     check_grid(grid)
     out_dir = check_output_folder(Path(out_dir), what="sweep folder")
     runs_dir = out_dir / RUNS_FOLDER
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomically(out_dir / SWEEP_FILE, _describe_sweep(grid, runs_dir))
     total, outcomes = len(grid.points), []
 
     def record(outcome: PointOutcome) -> None:
@@ -141,8 +139,12 @@ def run_sweep(
                                 executed=done.executed))
         else:
             pending.append(point)
-    if pending:
-        with open_cluster(options) as client:
+    if not pending:
+        write_json_atomically(out_dir / SWEEP_FILE, _describe_sweep(grid, runs_dir))
+    else:
+        with open_cluster(options) as client:  # a cluster that cannot be had leaves nothing behind
+            runs_dir.mkdir(parents=True, exist_ok=True)
+            write_json_atomically(out_dir / SWEEP_FILE, _describe_sweep(grid, runs_dir))
             check_shared_storage(client, out_dir=runs_dir, notebook=grid.notebook)
             check_gpu_workers(client, gpus_per_point=options.gpus_per_point)
             if progress:
