@@ -241,7 +241,7 @@ def _stderr_on_a_terminal(*args) -> str:
         if not chunk:
             break
         chunks.append(chunk)
-    process.wait(timeout=120)
+    process.wait(timeout=600)
     os.close(controller)
     assert process.returncode == 0
     return b"".join(chunks).decode("utf-8", "replace")

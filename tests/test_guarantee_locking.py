@@ -46,7 +46,7 @@ def test_a_second_writer_fails_at_once_naming_the_holder(holder):
     folder, child = holder
     before = snapshot(folder)
     for extra in (["--resume"], ["--overwrite"]):
-        result = run_fakd(*SMOKE_STUDENT, "--out", folder, *extra, timeout=60)
+        result = run_fakd(*SMOKE_STUDENT, "--out", folder, *extra)
         assert_one_line_error(result, f"in use by process {child.pid}")
     assert snapshot(folder) == before, "the second writer changed nothing"
 
@@ -55,7 +55,7 @@ def test_the_lock_is_released_when_its_process_is_killed(holder):
     folder, child = holder
     os.kill(child.pid, signal.SIGKILL)
     child.wait(timeout=30)
-    result = run_fakd(*SMOKE_STUDENT, "--out", folder, "--overwrite", timeout=120)
+    result = run_fakd(*SMOKE_STUDENT, "--out", folder, "--overwrite")
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert [record["iteration"] for record in records] == [1, 2]

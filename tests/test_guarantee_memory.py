@@ -53,7 +53,7 @@ MB = 1e6
 
 def _growth(which: str, side: int, tmp_path) -> float:
     result = subprocess.run([sys.executable, "-c", PROBE, which, str(side), str(tmp_path / "out.png")],
-                            capture_output=True, text=True, timeout=300,
+                            capture_output=True, text=True, timeout=600,
                             env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])["growth"]
