@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from fakd.atomic import write_json_atomically, write_text_atomically
+from fakd.atomic import storage_errors, write_json_atomically, write_text_atomically
 from fakd.errors import FakdError
 
 try:
@@ -245,7 +245,7 @@ class RunDirectory:
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         """Append one JSON line and flush it (a kill loses at most the line being written)."""
-        with self.metrics_path.open("a", encoding="utf-8") as stream:
+        with storage_errors(self.metrics_path), self.metrics_path.open("a", encoding="utf-8") as stream:
             stream.write(json.dumps(record) + "\n")
             stream.flush()
 
