@@ -6,7 +6,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from fakd.commands.common import add_data_root_argument, add_device_argument, positive_int
+from fakd.commands.common import add_data_root_argument, add_device_argument
+from fakd.commands.sweep import add_cluster_arguments, interrupt_on_sigterm
 from fakd.engine.config import PROFILES
 from fakd.errors import FakdError
 
@@ -30,8 +31,8 @@ def register(subparsers) -> None:
                         help="report folder (default: reports/<profile>)")
     parser.add_argument("--runs", type=Path, default=None, metavar="DIR",
                         help="folder of the run folders (default: runs/<name of --out>)")
-    parser.add_argument("--workers", type=positive_int, default=1,
-                        help="student-sweep runs at once, each with cores/workers threads (default 1)")
+    add_cluster_arguments(parser, workers_help="local worker processes for the student sweep: runs at once, "
+                          "each with cores/workers threads (default 1)")
     parser.add_argument("--archive", type=Path, default=None, metavar="DIR",
                         help="keep the training steps' finished runs (small files; the teacher's and each "
                         "configuration's lowest-seed model) in DIR as they finish, and restore missing run "
@@ -55,14 +56,17 @@ def print_step(entry) -> None:
 
 def run(args: argparse.Namespace) -> int:
     require_notebook_tools()
+    from fakd.study.cluster import scheduler_address
     from fakd.study.pipeline import run_study
 
     report_dir = args.out if args.out is not None else Path("reports") / args.profile
     runs_dir = args.runs if args.runs is not None else Path("runs") / report_dir.name
     command = "fakd " + " ".join(shlex.quote(word) for word in sys.argv[1:]) if sys.argv[1:] else "fakd study"
-    report = run_study(profile=args.profile, report_dir=report_dir, runs_dir=runs_dir, data_root=args.data_root,
-                       device=None if args.device == "auto" else args.device, workers=args.workers,
-                       command=command, on_step=print_step, archive=args.archive)
+    with interrupt_on_sigterm():
+        report = run_study(profile=args.profile, report_dir=report_dir, runs_dir=runs_dir, data_root=args.data_root,
+                           device=None if args.device == "auto" else args.device, workers=args.workers,
+                           command=command, on_step=print_step, archive=args.archive,
+                           scheduler=scheduler_address(args.scheduler), gpus_per_point=args.gpus_per_point)
     print(f"study: report in {report.index} and {report.readme}")
     if report.failure:
         print(f"fakd study: {report.failure}", file=sys.stderr)

@@ -153,6 +153,16 @@ def slots_per_host(client) -> dict[str, int]:
     return dict(slots)
 
 
+def point_slots(client, *, gpus_per_point: int) -> int:
+    """Points the cluster can run at once now: its worker threads, or its GPUs in blocks of
+    ``gpus_per_point`` (asked again as workers come and go, e.g. an adaptive SLURM cluster)."""
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    if gpus_per_point == 0:
+        return sum(info["nthreads"] for info in workers)
+    return sum(min(info["nthreads"], int(info.get("resources", {}).get("GPU", 0) // gpus_per_point))
+               for info in workers)
+
+
 def check_gpu_workers(client, *, gpus_per_point: int) -> None:
     """FakdError when no worker advertises enough of the resource ``GPU`` for one point."""
     if gpus_per_point == 0:

@@ -39,6 +39,7 @@ from fakd.study.grid import load_grid
 from fakd.study.locations import grids_dir, resolve_notebook
 from fakd.study.notebook_runner import KernelSettings, NotebookFailed, run_notebook
 from fakd.study.parameters import notebook_parameters
+from fakd.study.preflight import check_device, check_output_folder, check_training_data
 from fakd.study.render import ReportEntry, render_notebook, write_report
 from fakd.study.results import read_results
 from fakd.study.sweep import print_outcome, run_sweep
@@ -185,14 +186,16 @@ def _sweep_callback(grid, context: StudyContext, *, archived: bool, progress: bo
     return on_outcome
 
 
-def _run_step(step: Step, context: StudyContext, *, workers: int, progress: bool) -> ReportEntry:
+def _run_step(step: Step, context: StudyContext, *, workers: int, progress: bool, scheduler: str | None = None,
+              gpus_per_point: int = 0) -> ReportEntry:
     """Run (or reuse) one step; NotebookFailed / a failed sweep point ends up in the entry's status."""
     run_dir = context.run_dir(step.name)
     if step.grids is not None:
         grid_path = grids_dir() / step.grids[context.profile]
         grid = load_grid(grid_path)
         grid = grid.with_fixed(_notebook_parameters(grid.notebook, context, step))
-        report = run_sweep(grid, run_dir, workers=workers,
+        report = run_sweep(grid, run_dir, workers=workers, scheduler=scheduler, gpus_per_point=gpus_per_point,
+                           progress=progress,
                            on_outcome=_sweep_callback(grid, context, archived=step.archived, progress=progress))
         ran = sum(outcome.status == "done" for outcome in report.outcomes)
         note = (f"{len(grid.points)} runs of {grid.notebook.name} from grids/{grid_path.name} "
@@ -220,12 +223,21 @@ def _run_step(step: Step, context: StudyContext, *, workers: int, progress: bool
 
 def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str | None = None,
               device: str | None = None, workers: int = 1, command: str = "fakd study",
-              archive: Path | None = None,
+              archive: Path | None = None, scheduler: str | None = None, gpus_per_point: int = 0,
               steps: tuple[Step, ...] = STUDY_STEPS, progress: bool = True,
               on_step: Callable[[ReportEntry], None] | None = None) -> StudyReport:
-    """Run the study's steps in order (stopping at the first failed notebook), then write the report."""
+    """Run the study's steps in order (stopping at the first failed notebook), then write the report.
+
+    The student grid runs on ``workers`` local Dask worker processes, or on the cluster at ``scheduler``
+    (``fakd.study.sweep``). User mistakes (folders, device, data) are refused before any step runs.
+    """
     if profile not in PROFILES:
         raise FakdError(f"unknown profile {profile!r}; the profiles are {', '.join(PROFILES)}")
+    for folder, what in ((report_dir, "report folder"), (runs_dir, "runs folder"), (archive, "archive folder")):
+        if folder is not None:
+            check_output_folder(Path(folder), what=what)
+    check_device(device, local=scheduler is None)
+    check_training_data(profile, data_root=data_root)
     context = StudyContext(profile=profile, runs_dir=Path(runs_dir), report_dir=Path(report_dir),
                            data_root=data_root, device=device, archive=None if archive is None else Path(archive))
     if context.archive is not None:
@@ -235,7 +247,8 @@ def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str 
     started, started_at = time.monotonic(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     entries, figures, failure = [], [], None
     for step in steps:
-        entry = _run_step(step, context, workers=workers, progress=progress)
+        entry = _run_step(step, context, workers=workers, progress=progress, scheduler=scheduler,
+                          gpus_per_point=gpus_per_point)
         entries.append(entry)
         if on_step is not None:
             on_step(entry)

@@ -28,7 +28,7 @@ import pandas as pd
 from fakd.atomic import write_json_atomically
 from fakd.errors import FakdError
 from fakd.study.cluster import (ClusterOptions, check_gpu_workers, check_shared_storage, dashboard_link,
-                                open_cluster, slots_per_host)
+                                open_cluster, point_slots, slots_per_host)
 from fakd.study.grid import SweepGrid, SweepPoint
 from fakd.study.notebook_runner import RUN_DIR_PARAMETER, finished_run
 from fakd.study.parameters import check_parameters
@@ -170,46 +170,54 @@ def _request(grid: SweepGrid, point: SweepPoint, *, runs_dir: Path, options: Clu
 
 def _run_points(client, grid: SweepGrid, points: list[SweepPoint], *, runs_dir: Path, options: ClusterOptions,
                 record: Callable[[PointOutcome], None], bar: PointProgress) -> None:
-    """Submit every point, report each as it ends; on an interrupt stop the running ones and re-raise."""
+    """Hand points to the cluster as it has free slots (so no point waits behind another on a busy
+    worker while one idles), report each as it ends; on an interrupt stop the running ones, re-raise."""
     from distributed import Event
 
     token = uuid.uuid4().hex[:8]
     cancel = Event(f"fakd-cancel-{token}", client=client)
     slots = slots_per_host(client)
     resources = {"GPU": options.gpus_per_point} if options.gpus_per_point else None
-    futures = {}
-    for point in points:
-        request = _request(grid, point, runs_dir=runs_dir, options=options, slots=slots, cancel_event=cancel.name)
-        futures[client.submit(run_point, request, key=f"{point.key}-{token}", resources=resources, pure=False)] = point
-    finished = queue.Queue()
-    for future in futures:
-        future.add_done_callback(finished.put)
-    keys = {future.key for future in futures}
+    submitted, waiting, finished = {}, list(points), queue.Queue()
+
+    def submit_while_free() -> None:
+        nonlocal waiting
+        free = max(0, point_slots(client, gpus_per_point=options.gpus_per_point) - _running(submitted))
+        for point in waiting[:free]:
+            request = _request(grid, point, runs_dir=runs_dir, options=options, slots=slots, cancel_event=cancel.name)
+            future = client.submit(run_point, request, key=f"{point.key}-{token}", resources=resources, pure=False)
+            submitted[future] = point
+            future.add_done_callback(finished.put)
+        waiting = waiting[free:]
+        bar.running(_running(submitted))
+
     try:
-        for _ in range(len(futures)):
-            future = _next_finished(finished, client=client, keys=keys, bar=bar)
-            outcome = _outcome_of(futures[future], future, runs_dir=runs_dir)
+        for _ in range(len(points)):
+            future = None
+            while future is None:
+                submit_while_free()
+                future = _next_or_none(finished, timeout=1.0)
+            outcome = _outcome_of(submitted[future], future, runs_dir=runs_dir)
             bar.finished(failed=outcome.status == "failed")
             record(outcome)
     except BaseException:
         cancel.set()  # running points end their processes (kernels included) and return
-        _wait_quietly(list(futures), timeout=STOP_WAIT_S)
-        client.cancel(list(futures), force=True)
+        _wait_quietly(list(submitted), timeout=STOP_WAIT_S)
+        client.cancel(list(submitted), force=True)
         raise
     finally:
         bar.close()
 
 
-def _next_finished(finished: queue.Queue, *, client, keys: set, bar: PointProgress):
-    """The next future to end; meanwhile the bar shows how many points are running."""
-    while True:
-        try:
-            return finished.get(timeout=1.0)
-        except queue.Empty:
-            processing = client.processing()
-            nthreads = client.nthreads()
-            bar.running(sum(min(len(keys & set(tasks)), nthreads.get(worker, 1))
-                            for worker, tasks in processing.items()))
+def _running(submitted: dict) -> int:
+    return sum(not future.done() for future in submitted)
+
+
+def _next_or_none(finished: queue.Queue, *, timeout: float):
+    try:
+        return finished.get(timeout=timeout)
+    except queue.Empty:
+        return None
 
 
 def _wait_quietly(futures: list, *, timeout: float) -> None:
