@@ -105,21 +105,27 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
 
 
 def _check_model_fields(payload: dict[str, Any], *, where: str) -> None:
-    """``model_config``: a mapping with a string ``arch`` and an int ``scale``; ``model_state``: names → tensors."""
+    """``model_config`` is a mapping of settings and ``model_state`` maps parameter names to tensors."""
     for key in ("model_config", "model_state"):
         if key not in payload:
             raise FakdError(f"{where} lacks {key!r}")
     config, state = payload["model_config"], payload["model_state"]
     if not isinstance(config, dict) or not all(isinstance(key, str) for key in config):
         raise FakdError(f"{where} is malformed: model_config is not a mapping of settings")
-    if not isinstance(config.get("arch"), str):
-        raise FakdError(f"{where} is malformed: model_config has no architecture name ('arch')")
-    scale = config.get("scale")
-    if isinstance(scale, bool) or not isinstance(scale, int):
-        raise FakdError(f"{where} is malformed: model_config's scale is {scale!r}, not a whole number")
     if not isinstance(state, dict) or not all(
             isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()):
         raise FakdError(f"{where} is malformed: model_state is not a mapping of parameter names to tensors")
+
+
+def _check_rebuildable(payload: dict[str, Any], *, where: str) -> None:
+    """Besides the field types: ``model_config`` names an architecture (``arch``) and a whole-number ``scale``."""
+    _check_model_fields(payload, where=where)
+    config = payload["model_config"]
+    if not isinstance(config.get("arch"), str):
+        raise FakdError(f"{where}: cannot rebuild its model (model_config has no architecture name 'arch')")
+    scale = config.get("scale")
+    if isinstance(scale, bool) or not isinstance(scale, int):
+        raise FakdError(f"{where}: cannot rebuild its model (model_config's scale is {scale!r}, not a whole number)")
 
 
 def build_model_from_checkpoint(payload: dict[str, Any], *, source: str = "checkpoint") -> nn.Module:
@@ -127,7 +133,7 @@ def build_model_from_checkpoint(payload: dict[str, Any], *, source: str = "check
     from fakd.engine.config import check_model_size
     from fakd.models import build_model_from_config
 
-    _check_model_fields(payload, where=source)
+    _check_rebuildable(payload, where=source)
     try:
         check_model_size(dict(payload["model_config"]), where="model_config")  # no memory yet
     except FakdError as error:
@@ -157,8 +163,9 @@ def load_model_from_checkpoint(
     """
     path = resolve_checkpoint_path(path)
     payload = load_checkpoint(path)
+    _check_rebuildable(payload, where=f"checkpoint {str(path)!r}")
     config = payload["model_config"]
-    if scale is not None and int(config.get("scale", -1)) != int(scale):
+    if scale is not None and config["scale"] != int(scale):
         raise FakdError(f"checkpoint {str(path)!r} is a ×{config.get('scale')} model, but ×{scale} was asked for")
     if arch is not None and config.get("arch") != arch:
         raise FakdError(f"checkpoint {str(path)!r} holds a {config.get('arch')} model, expected {arch}")
