@@ -56,7 +56,7 @@ def test_primer_and_explorer_without_trained_models(tmp_path):
                             {"profile": "smoke", "crop": 24, "tap": "body.2", "pixel": [5, 7]})
     table = pd.DataFrame(rows(explorer.run_dir))
     assert table["model"].tolist() == ["student (untrained)"] * 3
-    assert table["tap"].tolist() == ["body.2", "body.6", "body_tail"]
+    assert table["tap"].tolist() == ["body.2", "body.6", "long_skip"]
     assert table["l1"].between(0, 2).all() and table["correlation"].between(-1, 1).all()
     assert_figures(explorer.run_dir, "affinity_explorer.png", "affinity_agreement.png")
 
