@@ -146,7 +146,7 @@ def test_existing_cluster_runs_every_point_on_its_workers(tmp_path, held_grid, d
     table = pd.read_csv(out / "results.csv")
     assert table["seed"].tolist() == [0, 1, 2] and table["score"].tolist() == [1, 4, 7]
     assert set(table["point_worker"]) <= set(dask_cluster["workers"].values())
-    assert (table["threads"] == 1).all()  # two one-thread workers on one host share its cores
+    assert (table["threads"] == 1).all()  # one torch thread per point unless --threads
 
 
 @pytest.mark.slow

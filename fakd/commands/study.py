@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     parser.add_argument("--runs", type=Path, default=None, metavar="DIR",
                         help="folder of the run folders (default: runs/<name of --out>)")
     add_cluster_arguments(parser, workers_help="local worker processes for the student sweep: runs at once, "
-                          "each with cores/workers threads (default 1)")
+                          "one torch thread each (default 1)")
     parser.add_argument("--archive", type=Path, default=None, metavar="DIR",
                         help="keep the training steps' finished runs (small files; the teacher's and each "
                         "configuration's lowest-seed model) in DIR as they finish, and restore missing run "

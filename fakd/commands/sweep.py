@@ -26,10 +26,9 @@ def register(subparsers) -> None:
     parser.add_argument("grid", metavar="GRID.yaml", help="a grid file, or the name of a shipped grid "
                         "(smoke, cpu_ablation, paper_ablation)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="the sweep's folder")
-    add_cluster_arguments(parser, workers_help="local worker processes: points run at once, each with "
-                          "cores/workers threads (default 1)")
+    add_cluster_arguments(parser, workers_help="local worker processes: points run at once (default 1)")
     parser.add_argument("--threads", type=positive_int, default=None,
-                        help="torch threads per point (default: a machine's cores shared by its points at once)")
+                        help="torch threads per point (default 1: parallel points do not oversubscribe the cores)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="overrides",
                         help="fix a parameter for every point (VALUE read as YAML: 3, 0.5, true, [a, b]); "
                         "repeatable")

@@ -17,7 +17,6 @@ import importlib.util
 import logging
 import os
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ PROBE_PREFIX = ".fakd-probe-"
 class ClusterOptions:
     """How to fan points out: ``workers`` local processes, or the cluster at ``scheduler``;
     ``gpus_per_point`` GPUs (Dask resource ``GPU``) per point; ``threads`` torch threads per point
-    (None: the cores of a worker's machine shared between the points it runs at once)."""
+    (None: one)."""
 
     workers: int = 1
     scheduler: str | None = None
@@ -143,14 +142,6 @@ def dashboard_link(client, *, embedded: bool) -> str | None:
         return None
     services = client.scheduler_info().get("services", {})
     return client.dashboard_link if "dashboard" in services else None
-
-
-def slots_per_host(client) -> dict[str, int]:
-    """Points that may run at once on each host (the threads of its workers): shares its cores."""
-    slots = Counter()
-    for info in client.scheduler_info(n_workers=-1)["workers"].values():
-        slots[info["host"]] += info["nthreads"]
-    return dict(slots)
 
 
 def point_slots(client, *, gpus_per_point: int) -> int:

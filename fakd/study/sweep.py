@@ -28,7 +28,7 @@ import pandas as pd
 from fakd.atomic import write_json_atomically
 from fakd.errors import FakdError
 from fakd.study.cluster import (ClusterOptions, check_gpu_workers, check_shared_storage, dashboard_link,
-                                open_cluster, point_slots, slots_per_host)
+                                open_cluster, point_slots)
 from fakd.study.grid import SweepGrid, SweepPoint
 from fakd.study.notebook_runner import RUN_DIR_PARAMETER, finished_run
 from fakd.study.parameters import check_parameters
@@ -114,8 +114,8 @@ def run_sweep(
     """Run the grid's points not yet done into ``out_dir`` on a Dask cluster, then gather results.
 
     The cluster is ``workers`` local processes, or the one at ``scheduler`` (``fakd.study.cluster``);
-    each point gets ``gpus_per_point`` GPUs and ``threads`` torch threads (None: its machine's cores
-    shared between the points running there) and the tuned allocator settings. ``on_outcome(outcome,
+    each point gets ``gpus_per_point`` GPUs, ``threads`` torch threads (None: one, so that parallel
+    points do not oversubscribe the cores) and the tuned allocator settings. ``on_outcome(outcome,
     finished_count, total)`` is called in this process as each point ends; ``progress`` shows a bar
     (on a terminal) and the dashboard address. Nothing starts when every point is done already.
     """
@@ -160,11 +160,11 @@ def _announce(client, options: ClusterOptions) -> None:
     say(f"sweep: running on {where}" + (f"; Dask dashboard at {link}" if link else ""))
 
 
-def _request(grid: SweepGrid, point: SweepPoint, *, runs_dir: Path, options: ClusterOptions, slots: dict,
+def _request(grid: SweepGrid, point: SweepPoint, *, runs_dir: Path, options: ClusterOptions,
              cancel_event: str) -> dict:
     """What a worker needs for one point: absolute paths (its working directory may differ)."""
     return {"notebook": str(Path(grid.notebook).resolve()), "run_dir": str((runs_dir / point.key).resolve()),
-            "parameters": point.parameters, "cwd": os.getcwd(), "threads": options.threads, "slots": slots,
+            "parameters": point.parameters, "cwd": os.getcwd(), "threads": options.threads,
             "cancel_event": cancel_event}
 
 
@@ -176,7 +176,6 @@ def _run_points(client, grid: SweepGrid, points: list[SweepPoint], *, runs_dir: 
 
     token = uuid.uuid4().hex[:8]
     cancel = Event(f"fakd-cancel-{token}", client=client)
-    slots = slots_per_host(client)
     resources = {"GPU": options.gpus_per_point} if options.gpus_per_point else None
     submitted, waiting, finished = {}, list(points), queue.Queue()
 
@@ -184,7 +183,7 @@ def _run_points(client, grid: SweepGrid, points: list[SweepPoint], *, runs_dir: 
         nonlocal waiting
         free = max(0, point_slots(client, gpus_per_point=options.gpus_per_point) - _running(submitted))
         for point in waiting[:free]:
-            request = _request(grid, point, runs_dir=runs_dir, options=options, slots=slots, cancel_event=cancel.name)
+            request = _request(grid, point, runs_dir=runs_dir, options=options, cancel_event=cancel.name)
             future = client.submit(run_point, request, key=f"{point.key}-{token}", resources=resources, pure=False)
             submitted[future] = point
             future.add_done_callback(finished.put)

@@ -57,16 +57,6 @@ def _point_device(parameters: dict) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _thread_environment(request: dict, *, host: str) -> dict:
-    """Torch threads of the point: as asked, else the host's cores shared by its points at once."""
-    from fakd.study.environment import kernel_environment, threads_per_worker
-
-    threads = request.get("threads")
-    if threads is None:
-        threads = threads_per_worker(request.get("slots", {}).get(host, 1))
-    return kernel_environment(threads=threads)
-
-
 def _wait(child: subprocess.Popen, cancel_event: str | None) -> bool:
     """Wait for the point process; False (after ending it) when the sweep is cancelled meanwhile."""
     from distributed import Event
@@ -88,13 +78,13 @@ def run_point(request: dict) -> dict:
     from distributed import get_worker
 
     from fakd.atomic import write_json_atomically
+    from fakd.study.environment import kernel_environment
 
     worker = get_worker()
-    host = worker.address.split("://")[-1].rsplit(":", 1)[0]
     run_dir = Path(request["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / PROVENANCE_FILE).unlink(missing_ok=True)
-    environment = _thread_environment(request, host=host)
+    environment = kernel_environment(threads=request.get("threads") or 1)
     cwd = request.get("cwd") if request.get("cwd") and Path(request["cwd"]).is_dir() else None
     started = time.monotonic()
     # Output to files, not pipes: a chatty point cannot block on a full pipe while this task polls.
