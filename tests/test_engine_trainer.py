@@ -72,6 +72,8 @@ def _run_until_blocked(tmp_path, args, **env_extra):
                              stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
         line = child.stdout.readline()
+        while line and line.strip() != "BLOCKED":  # other output first (e.g. the thread count chosen)
+            line = child.stdout.readline()
         assert line.strip() == "BLOCKED", f"child ended early: {line!r} {child.stderr.read()[-2000:]}"
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)

@@ -98,7 +98,8 @@ def test_gradients_parallel_and_shares_equal_to_the_official_objective(pair, wei
     shares = objective.shares({name: float(value.detach()) for name, value in values.items()})
     assert sum(shares.values()) == pytest.approx(1.0)
     for name, value in official_terms.items():
-        assert shares[f"share_{name}"] == pytest.approx(float(value) / float(official_total), rel=1e-6)
+        assert shares[f"share_{name}"] == pytest.approx(float(value.detach()) / float(official_total.detach()),
+                                                        rel=1e-6)
 
 
 def test_unweighted_values_stay_on_unit_images(pair):
