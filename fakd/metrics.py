@@ -74,7 +74,10 @@ def psnr(sr, hr, *, scale: int) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+SSIM_WINDOW = 11  # side of SSIM's Gaussian window
+
+
+def _gaussian_window(size: int = SSIM_WINDOW, sigma: float = 1.5) -> torch.Tensor:
     coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     kernel = torch.exp(-(coords**2) / (2 * sigma**2))
     return kernel / kernel.sum()
@@ -83,8 +86,9 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
 def ssim(sr, hr, *, scale: int) -> float:
     """SSIM on Y with a border crop of ``scale`` (Wang et al. 2004 constants, Gaussian window)."""
     sr_y, hr_y = _paired_y(sr, hr, scale)
-    if min(sr_y.shape) < 11:
-        raise FakdError(f"image {tuple(sr_y.shape)} after border crop is smaller than the 11x11 SSIM window")
+    if min(sr_y.shape) < SSIM_WINDOW:
+        raise FakdError(f"image {tuple(sr_y.shape)} after border crop is smaller than the "
+                        f"{SSIM_WINDOW}x{SSIM_WINDOW} SSIM window")
     window = _gaussian_window()
     rows, cols = window.view(1, 1, -1, 1), window.view(1, 1, 1, -1)
 

@@ -11,7 +11,6 @@ machine (Debian: ``apt-get install chromium``); only the loopback address is use
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys

@@ -7,12 +7,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fakd.atomic import StagedFiles
-from fakd.commands.common import check_input_folder, check_output_folder, positive_int, shows_progress
+from fakd.commands.common import positive_int, shows_progress
 from fakd.data.benchmark import check_scale
 from fakd.data.image_io import encode_png, list_images, read_image, tensor_to_image
-from fakd.data.imresize import modcrop
-from fakd.engine.tiling import bicubic_downscale_banded
+from fakd.data.imresize import bicubic_downscale_banded, modcrop
 from fakd.errors import FakdError
+from fakd.paths import check_input_folder, check_output_folder
 
 
 def register(subparsers) -> None:
@@ -61,7 +61,7 @@ def _read_hr(path: Path, *, scale: int) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     scale = check_scale(args.scale)
-    paths = list_images(check_input_folder(args.input, option="--input"))
+    paths = list_images(check_input_folder(args.input, label="--input"))
     targets = _check_output(paths, input_dir=args.input, output_dir=args.output, overwrite=args.overwrite)
     for path in paths:  # every file is decoded and checked before anything is computed or written
         _read_hr(path, scale=scale)

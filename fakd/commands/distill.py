@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     parser.add_argument("--weight", action="append", type=float, default=None, metavar="W",
                         help="weight of the feature term(s), official units (vs L1 on 0-255 pixels): once for all, or once per feature method")
     parser.add_argument("--taps", nargs="+", default=None, metavar="TAP",
-                        help="student tap points (module paths, e.g. body.2 body.6 body_tail); the teacher "
+                        help="student tap points (module paths, e.g. body.2 body.6 long_skip); the teacher "
                         "uses the same names unless --teacher-taps is given (default: the models' taps)")
     parser.add_argument("--teacher-taps", nargs="+", default=None, metavar="TAP",
                         help="teacher tap points paired one to one with --taps")

@@ -7,19 +7,19 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from fakd.atomic import write_json_atomically
-from fakd.commands.common import (add_data_root_argument, add_device_argument, add_threads_argument,
-                                  check_output_file, positive_int, shows_progress)
+from fakd.commands.common import (add_data_root_argument, add_device_argument, add_threads_argument, positive_int,
+                                  shows_progress)
 from fakd.data.benchmark import open_benchmark_set
 from fakd.data.imresize import imresize
 from fakd.device import resolve_device
 from fakd.engine.named_models import models_from_checkpoints
 from fakd.errors import FakdError
-from fakd.metrics import evaluate_model, quantize_to_uint8
+from fakd.metrics import SSIM_WINDOW, evaluate_model, quantize_to_uint8
+from fakd.paths import check_output_file
 from fakd.report.tables import paper_table, to_text
 from fakd.threads import use_threads
 
 BUILTIN_MODELS = ("bicubic",)
-SSIM_WINDOW = 11  # fakd.metrics.ssim's Gaussian window
 
 
 def register(subparsers) -> None:
@@ -70,7 +70,7 @@ def named_models(args: argparse.Namespace, *, device) -> list[tuple[str, object]
 def run(args: argparse.Namespace) -> int:
     use_threads(args.threads, command="fakd evaluate")
     if args.json is not None:
-        check_output_file(args.json, option="--json")  # before the evaluation, not after it
+        check_output_file(args.json, label="--json")  # before the evaluation, not after it
     device = resolve_device(args.device)
     models = named_models(args, device=device)  # model mistakes are reported before any data set is read
     datasets = [open_benchmark_set(name, scale=args.scale, data_root=args.data_root, lr_source=args.lr_source)

@@ -3,9 +3,10 @@
 import argparse
 from pathlib import Path
 
-from fakd.commands.common import add_data_root_argument, add_device_argument, check_output_folder
+from fakd.commands.common import add_data_root_argument, add_device_argument
 from fakd.engine.pretrained import MANIFEST_FILE, export_pretrained, list_pretrained, pretrained_dir
 from fakd.errors import FakdError
+from fakd.paths import check_output_folder
 
 
 def register(subparsers) -> None:
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.run_dir is None or not args.name:
         raise FakdError("give RUN_DIR and --name NAME (or --list)")
-    check_output_folder(pretrained_dir(args.out_dir), option="--out-dir")
+    check_output_folder(pretrained_dir(args.out_dir), label="--out-dir")
     entry = export_pretrained(args.run_dir, name=args.name, data_root=args.data_root, out_dir=args.out_dir,
                               device=args.device)
     folder = pretrained_dir(args.out_dir)

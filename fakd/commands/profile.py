@@ -6,10 +6,11 @@ from pathlib import Path
 import torch
 
 from fakd.atomic import write_json_atomically
-from fakd.commands.common import check_output_file, non_negative_int, positive_int
+from fakd.commands.common import non_negative_int, positive_int
 from fakd.engine.cost import cost_ratios, model_cost
 from fakd.engine.named_models import model_from_spec
 from fakd.errors import FakdError
+from fakd.paths import check_output_file
 
 MAX_LATENCY_SIZE = 4096  # LR side timed; beyond, one pass of a large model needs tens of GB
 MAX_PASSES = 1000
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from fakd.device import resolve_device
 
     if args.json is not None:
-        check_output_file(args.json, option="--json")  # before the measurement, not after it
+        check_output_file(args.json, label="--json")  # before the measurement, not after it
     for option, value, limit in (("--latency-size", args.latency_size, MAX_LATENCY_SIZE),
                                  ("--warmup", args.warmup, MAX_PASSES), ("--repeats", args.repeats, MAX_PASSES)):
         if value > limit:

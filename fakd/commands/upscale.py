@@ -7,13 +7,13 @@ import torch
 from tqdm.auto import tqdm
 
 from fakd.atomic import StagedFiles
-from fakd.commands.common import (add_device_argument, add_threads_argument, check_input_folder,
-                                  check_output_folder, non_negative_int, positive_int, shows_progress)
+from fakd.commands.common import add_device_argument, add_threads_argument, non_negative_int, positive_int, shows_progress
 from fakd.data.image_io import list_images, read_image, write_png_bands
 from fakd.device import resolve_device
 from fakd.engine.checkpoint import load_model_from_checkpoint
 from fakd.engine.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, count_tiles, upscale_bands
 from fakd.errors import FakdError
+from fakd.paths import check_input_folder, check_output_folder
 from fakd.threads import use_threads
 
 
@@ -47,7 +47,7 @@ def input_files(inputs: list[str]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files += list_images(check_input_folder(path, option="input folder"))
+            files += list_images(check_input_folder(path, label="input folder"))
         elif path.is_file():
             files.append(path)
         else:
@@ -57,7 +57,6 @@ def input_files(inputs: list[str]) -> list[Path]:
 
 def output_files(files: list[Path], *, inputs: list[str], output: Path, overwrite: bool) -> list[Path]:
     """``OUTPUT/<stem>.png`` for each input; refuses anything that would replace a user's file."""
-    check_output_folder(output)
     sources = {path.resolve() for path in files}
     folders = {Path(item).resolve() for item in inputs if Path(item).is_dir()} | {path.parent for path in sources}
     if output.resolve() in folders:
@@ -88,9 +87,7 @@ def check_inputs(files: list[Path], *, tile: int, overlap: int) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     use_threads(args.threads, command="fakd upscale")
-    if args.overlap < 0:
-        raise FakdError(f"--overlap must be ≥ 0, got {args.overlap}")
-    check_output_folder(args.output)
+    check_output_folder(args.output)  # before the model is loaded
     device = resolve_device(args.device)
     model = load_model_from_checkpoint(args.checkpoint, device)
     scale = model.scale

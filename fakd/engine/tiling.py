@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+from fakd.data.image_io import tensor_to_image
 from fakd.errors import FakdError
 
 DEFAULT_TILE = 192
@@ -115,8 +116,8 @@ def upscale_bands(
 ) -> Iterator[np.ndarray]:
     """The SR image of a uint8 (3, h, w) LR image, as uint8 (rows, w·s, 3) bands from top to bottom.
 
-    Each tile goes to ``device`` as float in [0, 1]; the output is clamped and rounded half up, as
-    ``fakd.data.image_io.tensor_to_image``. ``on_tile`` is called after each model call.
+    Each tile goes to ``device`` as float in [0, 1]; the output is clamped and rounded half up
+    (``fakd.data.image_io.tensor_to_image``). ``on_tile`` is called after each model call.
     """
     if lr.dtype != torch.uint8 or lr.dim() != 3 or lr.shape[0] != 3:
         raise FakdError(f"upscale_bands takes a uint8 (3, H, W) image, got {lr.dtype} {tuple(lr.shape)}")
@@ -126,40 +127,10 @@ def upscale_bands(
         band = None
         for core, context in tile_boxes(height, width, tile=tile, overlap=overlap, top=band_top):
             patch = lr[:, context[0]:context[2], context[1]:context[3]].to(device).float().div_(255.0)
-            sr = _core_of(model(patch.unsqueeze(0))[0], core, context, scale)
-            sr = torch.floor(sr.float().clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu()
+            sr = tensor_to_image(_core_of(model(patch.unsqueeze(0))[0], core, context, scale))
             if band is None:
                 band = np.empty((sr.shape[0], width * scale, 3), dtype=np.uint8)
-            band[:, core[1] * scale : core[3] * scale] = sr.numpy()
+            band[:, core[1] * scale : core[3] * scale] = sr
             if on_tile is not None:
                 on_tile()
         yield band
-
-
-DOWNSCALE_BAND = 64  # LR rows per band of ``bicubic_downscale_banded``
-
-
-def bicubic_downscale_banded(hr: np.ndarray, *, scale: int, band: int = DOWNSCALE_BAND) -> torch.Tensor:
-    """MATLAB ``imresize(hr, 1/scale)`` of a uint8 (H, W, 3) image whose sides are multiples of
-    ``scale``, computed in bands of ``band`` LR rows; returns the uint8 (3, H/s, W/s) LR image.
-
-    Each band is resized with 3 LR rows (3·s HR rows, more than the kernel's 2·s + 2 reach) of real
-    context above and below, which are then dropped; as the bands start at multiples of ``scale``, every
-    kept row sees the same weights, taps and mirrored borders as in the whole image, so the result is
-    bitwise equal to ``imresize`` of the whole image (``tests/test_guarantee_memory.py``). Only one
-    band is ever in float64: the peak is the uint8 image plus about ``24·(band + 6)·s`` bytes per HR column.
-    """
-    from fakd.data.imresize import imresize
-
-    height, width = hr.shape[:2]
-    if hr.dtype != np.uint8 or hr.ndim != 3 or height % scale or width % scale:
-        raise FakdError(f"bicubic_downscale_banded takes uint8 (H, W, 3) with sides multiple of {scale}, "
-                        f"got {hr.dtype} {hr.shape}")
-    lr_height, margin = height // scale, 3
-    bands = []
-    for top in range(0, lr_height, band):
-        bottom = min(top + band, lr_height)
-        first, last = max(top - margin, 0), min(bottom + margin, lr_height)
-        crop = torch.from_numpy(np.ascontiguousarray(hr[first * scale : last * scale])).permute(2, 0, 1)
-        bands.append(imresize(crop, scale=1.0 / scale)[:, top - first : bottom - first])
-    return torch.cat(bands, dim=1).contiguous()

@@ -46,10 +46,8 @@ def weighted_loss_terms(student: nn.Module, teacher: nn.Module, lr: torch.Tensor
         student_sr = student(lr)
         total, values = objective(student_sr=student_sr, hr=hr, teacher_sr=teacher_sr,
                                   student_features=student_taps.features, teacher_features=teacher_taps.features)
-    scale = OFFICIAL_PIXEL_RANGE
-    return {
-        "(1 − α)·L1(SR_s, HR) on 0–255": (1 - alpha) * scale * float(values["l1_hr"]),
-        "α·L1(SR_s, SR_t) on 0–255": alpha * scale * float(values["l1_teacher"]),
-        "w·L1(A_s, A_t)": weight * float(values["fakd"]),
-        "total": scale * float(total),
-    }
+    labels = {"l1_hr": "(1 − α)·L1(SR_s, HR) on 0–255", "l1_teacher": "α·L1(SR_s, SR_t) on 0–255",
+              "fakd": "w·L1(A_s, A_t)"}
+    terms = {label: OFFICIAL_PIXEL_RANGE * objective.coefficient(name) * float(values[name])
+             for name, label in labels.items()}
+    return {**terms, "total": OFFICIAL_PIXEL_RANGE * float(total)}

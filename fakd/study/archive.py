@@ -22,11 +22,13 @@ import json
 import shutil
 from pathlib import Path
 
-from fakd.atomic import write_json_atomically
+from fakd.atomic import write_bytes_atomically, write_json_atomically
+from fakd.engine.rundir import RUN_FILES as ENGINE_FILES
+from fakd.study.notebook_runner import DONE_MARKER
+from fakd.study.results import RESULTS_FILE
 
-RUN_FILES = ("fakd-done.json", "results.json", "per_image.csv")
-ENGINE_FILES = ("config.yaml", "job.json", "metrics.jsonl", "summary.json")
-ENGINE_FOLDER = "train"
+RUN_FILES = (DONE_MARKER, RESULTS_FILE, "per_image.csv")  # the done marker first: it is copied last
+ENGINE_FOLDER = "train"  # where a training notebook keeps its engine run (fakd.report.runs)
 BEST_CHECKPOINT = Path(ENGINE_FOLDER) / "checkpoints" / "best.pt"
 DROPPED_OUTPUTS = ("image/png", "image/jpeg", "image/svg+xml", "text/html")
 
@@ -44,10 +46,7 @@ def _strip_pictures(source: Path, target: Path) -> None:
 
 
 def _copy(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
-    shutil.copy2(source, temporary)
-    temporary.replace(target)
+    write_bytes_atomically(target, source.read_bytes())
 
 
 def archive_run(run_dir: Path, target: Path, *, keep_model: bool) -> Path:
@@ -78,7 +77,7 @@ def restore_runs(archive: Path, runs: Path) -> list[Path]:
     """
     archive, runs = Path(archive), Path(runs)
     restored = []
-    for marker in sorted(archive.rglob(RUN_FILES[0])):
+    for marker in sorted(archive.rglob(DONE_MARKER)):
         relative = marker.parent.relative_to(archive)
         destination = runs / relative
         if destination.exists():

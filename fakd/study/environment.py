@@ -3,9 +3,7 @@ tuned allocator of ``fakd.engine.malloc`` (kernels train models, and the setting
 process started with them)."""
 
 from fakd.engine.malloc import TUNED_MALLOC_VARIABLES
-from fakd.threads import available_cores, choose_threads, threads_per_worker
-
-__all__ = ["THREAD_VARIABLES", "available_cores", "kernel_environment", "threads_per_worker"]
+from fakd.threads import choose_threads
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 

@@ -32,6 +32,7 @@ import pandas as pd
 
 from fakd.engine.config import PROFILES
 from fakd.errors import FakdError
+from fakd.paths import check_output_folder
 from fakd.study.archive import archive_run, restore_runs
 from fakd.study.compact import compact_png_file
 from fakd.study.environment import kernel_environment
@@ -39,7 +40,7 @@ from fakd.study.grid import load_grid
 from fakd.study.locations import grids_dir, resolve_notebook
 from fakd.study.notebook_runner import KernelSettings, NotebookFailed, run_notebook
 from fakd.study.parameters import notebook_parameters
-from fakd.study.preflight import check_device, check_output_folder, check_training_data
+from fakd.study.preflight import check_device, check_training_data
 from fakd.study.render import ReportEntry, render_notebook, write_report
 from fakd.study.results import read_results
 from fakd.study.sweep import print_outcome, run_sweep
@@ -235,7 +236,7 @@ def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str 
         raise FakdError(f"unknown profile {profile!r}; the profiles are {', '.join(PROFILES)}")
     for folder, what in ((report_dir, "report folder"), (runs_dir, "runs folder"), (archive, "archive folder")):
         if folder is not None:
-            check_output_folder(Path(folder), what=what)
+            check_output_folder(Path(folder), label=what)
     check_device(device, local=scheduler is None)
     check_training_data(profile, data_root=data_root)
     context = StudyContext(profile=profile, runs_dir=Path(runs_dir), report_dir=Path(report_dir),

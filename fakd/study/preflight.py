@@ -1,30 +1,8 @@
-"""Checks made before the first notebook of a sweep or study runs, so that a user mistake (an output
-path that is a file, a folder fakd cannot write, an unknown device, a missing data root or training
-set) is one line and exit code 2 instead of a failure found minutes later with a partial report."""
-
-import tempfile
-from pathlib import Path
+"""Checks made before the first notebook of a sweep or study runs, so that a user mistake (an unknown
+device, a missing data root or training set; output folders: ``fakd.paths``) is one line and exit code
+2 instead of a failure found minutes later with a partial report."""
 
 from fakd.errors import FakdError
-
-
-def check_output_folder(path: Path, *, what: str = "output folder") -> Path:
-    """``path`` must be a folder fakd can write into, or not exist yet below one (nothing is created:
-    a refused run leaves nothing behind). The write is real, so read-only mounts are caught too."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise FakdError(f"{what} {path} is a file, not a folder")
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise FakdError(f"{what} {path} cannot be made: {existing} is a file, not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as error:
-        raise FakdError(f"cannot write into {what} {path} ({existing}: {error.strerror or error})") from None
-    return path
 
 
 def check_device(name: str | None, *, local: bool = True) -> None:

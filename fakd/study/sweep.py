@@ -27,12 +27,12 @@ import pandas as pd
 
 from fakd.atomic import write_json_atomically
 from fakd.errors import FakdError
+from fakd.paths import check_output_folder
 from fakd.study.cluster import (ClusterOptions, check_gpu_workers, check_shared_storage, dashboard_link,
                                 open_cluster, point_slots)
 from fakd.study.grid import SweepGrid, SweepPoint
 from fakd.study.notebook_runner import RUN_DIR_PARAMETER, finished_run
 from fakd.study.parameters import check_parameters
-from fakd.study.preflight import check_output_folder
 from fakd.study.progress import PointProgress, say
 from fakd.study.results import gather_results
 from fakd.study.worker import PROVENANCE_FILE, run_point
@@ -121,7 +121,7 @@ def run_sweep(
     """
     options = ClusterOptions(workers=workers, scheduler=scheduler, gpus_per_point=gpus_per_point, threads=threads)
     check_grid(grid)
-    out_dir = check_output_folder(Path(out_dir), what="sweep folder")
+    out_dir = check_output_folder(Path(out_dir), label="sweep folder")
     runs_dir = out_dir / RUNS_FOLDER
     total, outcomes = len(grid.points), []
 
