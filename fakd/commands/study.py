@@ -26,9 +26,13 @@ def register(subparsers) -> None:
         "notebooks) to --runs.",
     )
     parser.add_argument("--profile", choices=PROFILES, default="cpu",
-                        help="smoke (seconds, for tests), cpu (default; this machine), paper (GPU)")
+                        help="smoke (seconds, for tests), demo (~10 min on the embedded photographs and the "
+                        "shipped teacher; `make study` without a data root), cpu (default; hours, needs the "
+                        "data root), paper (GPU)")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="report folder (default: reports/<profile>)")
+                        help="report folder (default: reports/<profile>, or reports/<profile>-<test sets> when "
+                        "that holds a report of the same profile on other data); the report there is replaced "
+                        "only when the whole study succeeded")
     parser.add_argument("--runs", type=Path, default=None, metavar="DIR",
                         help="folder of the run folders (default: runs/<name of --out>)")
     add_cluster_arguments(parser, workers_help="local worker processes for the student sweep: runs at once, "
@@ -54,21 +58,39 @@ def print_step(entry) -> None:
     print(f"study: {entry.title}: {entry.status}{note}", flush=True)
 
 
+def announce(*, profile: str, data_root, report_dir: Path, runs_dir: Path) -> None:
+    """Say at the start which study runs on which data, where it goes, and how to run the full one."""
+    from fakd.data import resolve_data_root
+
+    root = resolve_data_root(data_root)
+    data = f"data root {root}" if root is not None else "no data root: the embedded scikit-image photographs"
+    print(f"study: profile {profile} ({data}); report -> {report_dir}, runs -> {runs_dir}", flush=True)
+    if profile in ("smoke", "demo"):
+        print("study: the full study is the cpu profile (hours, needs Set5/Set14/B100 and T91/BSD200 under a data "
+              "root): make study DATA_ROOT=<folder>  or  fakd study --profile cpu --data-root <folder>", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     require_notebook_tools()
     from fakd.study.cluster import scheduler_address
-    from fakd.study.pipeline import run_study
+    from fakd.study.pipeline import report_identity, run_study
+    from fakd.study.publish import default_report_folder
 
-    report_dir = args.out if args.out is not None else Path("reports") / args.profile
+    report_dir = args.out
+    if report_dir is None:
+        identity = report_identity(args.profile, data_root=args.data_root)
+        report_dir = default_report_folder(Path("reports") / args.profile, identity=identity)
     runs_dir = args.runs if args.runs is not None else Path("runs") / report_dir.name
+    announce(profile=args.profile, data_root=args.data_root, report_dir=report_dir, runs_dir=runs_dir)
     command = "fakd " + " ".join(shlex.quote(word) for word in sys.argv[1:]) if sys.argv[1:] else "fakd study"
     with interrupt_on_sigterm():
         report = run_study(profile=args.profile, report_dir=report_dir, runs_dir=runs_dir, data_root=args.data_root,
                            device=None if args.device == "auto" else args.device, workers=args.workers,
                            command=command, on_step=print_step, archive=args.archive,
                            scheduler=scheduler_address(args.scheduler), gpus_per_point=args.gpus_per_point)
-    print(f"study: report in {report.index} and {report.readme}")
     if report.failure:
-        print(f"fakd study: {report.failure}", file=sys.stderr)
+        print(f"fakd study: {report.failure}; the previous report in {report_dir} is untouched, this run's "
+              f"partial report is {report.index}", file=sys.stderr)
         return 1
+    print(f"study: report in {report.index} and {report.readme}")
     return 0

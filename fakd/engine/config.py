@@ -25,7 +25,7 @@ import yaml
 
 from fakd.errors import FakdError
 
-PROFILES = ("smoke", "cpu", "paper")
+PROFILES = ("smoke", "demo", "cpu", "paper")
 DEFAULT_PROFILE = "cpu"
 SCHEDULES = ("multistep", "cosine")
 

@@ -1,7 +1,8 @@
 """``fakd study``: the study's notebooks run in order into run folders, then rendered as one report.
 
     primer    00_kd_primer          teaching notebook
-    teacher   02_train_teacher      trains the profile's teacher
+    teacher   02_train_teacher      trains the profile's teacher (demo profile: adopts the shipped cpu
+                                    teacher instead, ``fakd.study.adopt``)
     students  sweep over the profile's grid (notebooks/grids/<grid>.yaml, 03_distill_student),
               with teacher_run_dir fixed to the teacher step's run folder
               (its results.csv is copied into the report's tables/)
@@ -10,7 +11,8 @@
     compare   04_compare            teacher vs students; its results.json rows are the headline table
     ablation  05_ablation_report    reads the students' sweep; its summary.md is the report's summary
 
-Every step reuses a finished run (same parameters, same notebook code), so a second ``fakd study``
+The report is rendered into a staging folder and replaces the previous report only when every step
+succeeded (``fakd.study.publish``). Every step reuses a finished run (same parameters, same notebook code), so a second ``fakd study``
 only renders. With an archive folder (``fakd.study.archive``), the training steps' finished runs are
 copied there as they finish and restored from there at start, so a study continues on another
 machine from what was committed. The standard parameters ``profile``, ``data_root``, ``device`` are passed to a notebook
@@ -30,9 +32,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from fakd.engine.config import PROFILES
+from fakd.engine.config import PROFILES, load_run_config
 from fakd.errors import FakdError
 from fakd.paths import check_output_folder
+from fakd.report.runs import default_test_sets
+from fakd.study.adopt import adopt_shipped_model
 from fakd.study.archive import archive_run, restore_runs
 from fakd.study.compact import compact_png_file
 from fakd.study.environment import kernel_environment
@@ -41,11 +45,14 @@ from fakd.study.locations import grids_dir, resolve_notebook
 from fakd.study.notebook_runner import KernelSettings, NotebookFailed, run_notebook
 from fakd.study.parameters import notebook_parameters
 from fakd.study.preflight import check_device, check_training_data
+from fakd.study.publish import check_report_folder, publish, staging_folder, study_identity, write_marker
 from fakd.study.render import ReportEntry, render_notebook, write_report
 from fakd.study.results import read_results
 from fakd.study.sweep import print_outcome, run_sweep
 
-STUDY_GRIDS = {"smoke": "smoke.yaml", "cpu": "cpu_ablation.yaml", "paper": "paper_ablation.yaml"}
+STUDY_GRIDS = {"smoke": "smoke.yaml", "demo": "demo.yaml", "cpu": "cpu_ablation.yaml", "paper": "paper_ablation.yaml"}
+# Profiles whose teacher is a shipped model, adopted instead of trained.
+SHIPPED_TEACHERS = {"demo": "rcan-cpu-teacher-x4"}
 SUMMARY_FILE = "summary.md"
 HEADLINE_COLUMNS = ("model", "dataset", "scale", "psnr", "ssim")
 
@@ -83,13 +90,14 @@ class Step:
     notebook: str | None = None
     grids: dict | None = None
     links: Callable[[StudyContext], dict] = lambda context: {}
+    shipped: dict | None = None  # profile -> shipped model adopted as this step's run instead of the notebook's
     figures: bool = False  # copy the run's PNG figures into the report
     archived: bool = False  # a training step: its finished runs go to the study's archive
 
 
 STUDY_STEPS = (
     Step("primer", "Knowledge distillation primer", notebook="00_kd_primer"),
-    Step("teacher", "Teacher training", notebook="02_train_teacher", archived=True),
+    Step("teacher", "Teacher training", notebook="02_train_teacher", archived=True, shipped=SHIPPED_TEACHERS),
     Step("students", "Student sweep", grids=STUDY_GRIDS, archived=True,
          links=lambda context: {"teacher_run_dir": str(context.run_dir("teacher").resolve())}),
     Step("explorer", "Affinity explorer", notebook="01_affinity_explorer", figures=True,
@@ -110,7 +118,7 @@ class StudyReport:
     index: Path
     readme: Path
     entries: list[ReportEntry] = field(default_factory=list)
-    failure: str | None = None
+    failure: str | None = None  # then index/readme are the partial report's; the previous one is untouched
 
 
 def _notebook_parameters(notebook: Path, context: StudyContext, step: Step) -> dict:
@@ -191,6 +199,11 @@ def _run_step(step: Step, context: StudyContext, *, workers: int, progress: bool
               gpus_per_point: int = 0) -> ReportEntry:
     """Run (or reuse) one step; NotebookFailed / a failed sweep point ends up in the entry's status."""
     run_dir = context.run_dir(step.name)
+    if step.shipped and context.profile in step.shipped:
+        adopted = adopt_shipped_model(step.shipped[context.profile], run_dir, data_root=context.data_root,
+                                      device=context.device)
+        return ReportEntry(title=f"{step.title}: shipped model fakd:{step.shipped[context.profile]}",
+                           status="reused" if adopted.reused else "done", note=f"adopted, {adopted.seconds:.0f} s")
     if step.grids is not None:
         grid_path = grids_dir() / step.grids[context.profile]
         grid = load_grid(grid_path)
@@ -222,6 +235,12 @@ def _run_step(step: Step, context: StudyContext, *, workers: int, progress: bool
     return ReportEntry(title=step.title, page=html, status=state, note=f"{run.seconds:.0f} s")
 
 
+def report_identity(profile: str, *, data_root: str | None = None) -> dict:
+    """What a report of this study shows (``fakd.study.publish``): profile, training and test sets."""
+    return study_identity(profile=profile, train_sets=load_run_config(profile).data.train_sets,
+                          test_sets=default_test_sets(data_root))
+
+
 def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str | None = None,
               device: str | None = None, workers: int = 1, command: str = "fakd study",
               archive: Path | None = None, scheduler: str | None = None, gpus_per_point: int = 0,
@@ -230,22 +249,45 @@ def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str 
     """Run the study's steps in order (stopping at the first failed notebook), then write the report.
 
     The student grid runs on ``workers`` local Dask worker processes, or on the cluster at ``scheduler``
-    (``fakd.study.sweep``). User mistakes (folders, device, data) are refused before any step runs.
+    (``fakd.study.sweep``). User mistakes (folders, device, data, a report folder of another study) are
+    refused before any step runs. The report replaces the one in ``report_dir`` only when all succeeded.
     """
-    if profile not in PROFILES:
-        raise FakdError(f"unknown profile {profile!r}; the profiles are {', '.join(PROFILES)}")
-    for folder, what in ((report_dir, "report folder"), (runs_dir, "runs folder"), (archive, "archive folder")):
-        if folder is not None:
-            check_output_folder(Path(folder), label=what)
-    check_device(device, local=scheduler is None)
-    check_training_data(profile, data_root=data_root)
-    context = StudyContext(profile=profile, runs_dir=Path(runs_dir), report_dir=Path(report_dir),
+    identity = _preflight(profile=profile, report_dir=report_dir, runs_dir=runs_dir, archive=archive,
+                          data_root=data_root, device=device, local=scheduler is None)
+    context = StudyContext(profile=profile, runs_dir=Path(runs_dir), report_dir=staging_folder(report_dir, identity=identity),
                            data_root=data_root, device=device, archive=None if archive is None else Path(archive))
     if context.archive is not None:
         restored = restore_runs(context.archive, context.runs_dir)
         if progress and restored:
             print(f"study: restored {len(restored)} finished run(s) from {context.archive}", flush=True)
     started, started_at = time.monotonic(), datetime.now(timezone.utc).isoformat(timespec="seconds")
+    entries, figures, failure = _run_steps(steps, context, workers=workers, progress=progress, scheduler=scheduler,
+                                           gpus_per_point=gpus_per_point, on_step=on_step)
+    provenance = _provenance(context, command=command, started=started, started_at=started_at)
+    index, readme = _write_report(steps, entries, context, figures=figures, provenance=provenance)
+    write_marker(context.report_dir, identity=identity, provenance=provenance)
+    if failure is not None:
+        return StudyReport(index=index, readme=readme, entries=entries, failure=failure)
+    publish(context.report_dir, Path(report_dir))
+    return StudyReport(index=Path(report_dir) / index.name, readme=Path(report_dir) / readme.name, entries=entries)
+
+
+def _preflight(*, profile, report_dir, runs_dir, archive, data_root, device, local: bool) -> dict:
+    """Refuse user mistakes before anything runs; returns the study's identity for its report."""
+    if profile not in PROFILES:
+        raise FakdError(f"unknown profile {profile!r}; the profiles are {', '.join(PROFILES)}")
+    for folder, what in ((report_dir, "report folder"), (runs_dir, "runs folder"), (archive, "archive folder")):
+        if folder is not None:
+            check_output_folder(Path(folder), label=what)
+    check_device(device, local=local)
+    check_training_data(profile, data_root=data_root)
+    identity = report_identity(profile, data_root=data_root)
+    check_report_folder(Path(report_dir), identity=identity)
+    return identity
+
+
+def _run_steps(steps, context: StudyContext, *, workers, progress, scheduler, gpus_per_point, on_step):
+    """(entries, copied figures, first failure or None) of running the steps in order."""
     entries, figures, failure = [], [], None
     for step in steps:
         entry = _run_step(step, context, workers=workers, progress=progress, scheduler=scheduler,
@@ -260,14 +302,15 @@ def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str 
             failure = f"step {step.name}: {entry.status}"  # failed sweep points; later steps still run
         if step.figures:
             figures += _copy_figures(context.run_dir(step.name), context.report_dir / "figures" / step.name)
+    return entries, figures, failure
+
+
+def _write_report(steps, entries, context: StudyContext, *, figures, provenance) -> tuple[Path, Path]:
+    """index.html and README.md in the context's (staging) report folder."""
     # Results of earlier runs may still lie in a step's folder: use them only if the step succeeded now.
     succeeded = {step.name for step, entry in zip(steps, entries) if entry.status in ("done", "reused")}
     summary_path = context.run_dir("ablation") / SUMMARY_FILE
     summary = summary_path.read_text() if "ablation" in succeeded and summary_path.is_file() else ""
     headline = _headline(context) if "compare" in succeeded else None
-    index, readme = write_report(
-        context.report_dir, title=f"FAKD study ({profile} profile)", entries=entries,
-        headline=headline, summary=summary, figures=figures,
-        provenance=_provenance(context, command=command, started=started, started_at=started_at),
-    )
-    return StudyReport(index=index, readme=readme, entries=entries, failure=failure)
+    return write_report(context.report_dir, title=f"FAKD study ({context.profile} profile)", entries=entries,
+                        headline=headline, summary=summary, figures=figures, provenance=provenance)

@@ -27,6 +27,10 @@ PROFILE_CAVEATS = {
     "smoke": "**Smoke profile: these numbers mean nothing.** Tiny models trained for a few iterations on a "
              "few images check that the pipeline runs end to end; their PSNR differences and p-values say "
              "nothing about FAKD. The study's results come from the `cpu` profile (`make study`).",
+    "demo": "**Demo profile: a demonstration, not a result.** Students trained 600 iterations on four embedded "
+            "photographs by the shipped cpu teacher show the kit end to end with real models; their "
+            "differences say little about FAKD. The study's answer is the `cpu` profile's report (reports/cpu; "
+            "`make study DATA_ROOT=<folder>`).",
 }
 
 
