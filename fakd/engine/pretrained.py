@@ -39,6 +39,10 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 TAPLESS_METHODS = ("none", "kd")
 
 
+# What a manifest entry's feature weight means (fakd.distill.objective: official units).
+WEIGHT_UNITS = "official: against L1 terms on 0-255 pixels"
+
+
 def package_pretrained_dir() -> Path:
     """The folder shipped inside the package (``fakd/pretrained``), whatever the environment says."""
     return Path(__file__).resolve().parents[1] / "pretrained"
@@ -252,6 +256,7 @@ def _entry(*, name, target, digest, source, config, summary, job, run, recorded,
         "role": "teacher" if role == "teacher" else "student",
         "method": method,
         "weight": weight,
+        "weight_units": None if weight is None else WEIGHT_UNITS,
         "alpha": float(config.distill.alpha) if role == "distill" else None,
         "p": p,
         "taps": student_taps,
