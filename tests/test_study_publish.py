@@ -102,6 +102,7 @@ def test_a_failed_study_leaves_the_previous_report_untouched_and_says_where_the_
                       progress=False)
     assert again.failure is None and not (tmp_path / "reports" / "smoke.partial").exists()
     assert (report_dir / "ANALYSIS.md").read_text() == "written by hand"
+    assert "[ANALYSIS.md](ANALYSIS.md)" in (report_dir / "README.md").read_text()  # linked from the staged render
     assert read_marker(report_dir)["study"] == report_identity("smoke")
 
 

@@ -264,7 +264,8 @@ def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str 
     entries, figures, failure = _run_steps(steps, context, workers=workers, progress=progress, scheduler=scheduler,
                                            gpus_per_point=gpus_per_point, on_step=on_step)
     provenance = _provenance(context, command=command, started=started, started_at=started_at)
-    index, readme = _write_report(steps, entries, context, figures=figures, provenance=provenance)
+    index, readme = _write_report(steps, entries, context, figures=figures, provenance=provenance,
+                                  home=Path(report_dir))
     write_marker(context.report_dir, identity=identity, provenance=provenance)
     if failure is not None:
         return StudyReport(index=index, readme=readme, entries=entries, failure=failure)
@@ -305,7 +306,7 @@ def _run_steps(steps, context: StudyContext, *, workers, progress, scheduler, gp
     return entries, figures, failure
 
 
-def _write_report(steps, entries, context: StudyContext, *, figures, provenance) -> tuple[Path, Path]:
+def _write_report(steps, entries, context: StudyContext, *, figures, provenance, home: Path) -> tuple[Path, Path]:
     """index.html and README.md in the context's (staging) report folder."""
     # Results of earlier runs may still lie in a step's folder: use them only if the step succeeded now.
     succeeded = {step.name for step, entry in zip(steps, entries) if entry.status in ("done", "reused")}
@@ -313,4 +314,4 @@ def _write_report(steps, entries, context: StudyContext, *, figures, provenance)
     summary = summary_path.read_text() if "ablation" in succeeded and summary_path.is_file() else ""
     headline = _headline(context) if "compare" in succeeded else None
     return write_report(context.report_dir, title=f"FAKD study ({context.profile} profile)", entries=entries,
-                        headline=headline, summary=summary, figures=figures, provenance=provenance)
+                        headline=headline, summary=summary, figures=figures, provenance=provenance, home=home)

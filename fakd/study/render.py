@@ -87,15 +87,16 @@ def _headline_markdown(headline: pd.DataFrame | str | None) -> str:
 
 
 def report_markdown(out_dir: Path, *, title: str, entries: list[ReportEntry], headline=None,
-                    summary: str = "", figures: list[Path] = (), provenance: dict | None = None) -> str:
+                    summary: str = "", figures: list[Path] = (), provenance: dict | None = None,
+                    home: Path | None = None) -> str:
     """The report as Markdown, with links relative to ``out_dir``: the title, the profile's caveat (if
-    any), a link to the hand-written analysis (if ``out_dir`` has one), the headline, summary, figures,
-    notebooks and provenance."""
+    any), a link to the hand-written analysis (if ``home``, the folder the report is published into —
+    default ``out_dir`` — has one), the headline, summary, figures, notebooks and provenance."""
     lines = [f"# {title}", ""]
     caveat = PROFILE_CAVEATS.get(str((provenance or {}).get("profile")))
     if caveat:
         lines += [f"> {caveat}", ""]
-    if (Path(out_dir) / ANALYSIS_FILE).is_file():
+    if (Path(home or out_dir) / ANALYSIS_FILE).is_file():
         lines += [f"The analysis — what held, what did not, and why — is in [{ANALYSIS_FILE}]({ANALYSIS_FILE}).", ""]
     table = _headline_markdown(headline)
     if table:
@@ -139,9 +140,11 @@ code {{ background: #f3f3f3; padding: 0 0.2rem; }}
 
 
 def write_report(out_dir: Path, *, title: str, entries: list[ReportEntry], headline=None, summary: str = "",
-                 figures: list[Path] = (), provenance: dict | None = None) -> tuple[Path, Path]:
+                 figures: list[Path] = (), provenance: dict | None = None,
+                 home: Path | None = None) -> tuple[Path, Path]:
     """Write ``index.html`` and ``README.md`` into ``out_dir``; returns their paths.
 
+    ``home``: the folder the report will be published into, when ``out_dir`` is a staging folder.
     ``headline``: a DataFrame (its first column or index labels the rows) or ready Markdown text;
     ``summary``: Markdown shown under it; ``figures``: image files inside ``out_dir`` shown inline.
     """
@@ -150,7 +153,7 @@ def write_report(out_dir: Path, *, title: str, entries: list[ReportEntry], headl
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown = report_markdown(out_dir, title=title, entries=entries, headline=headline, summary=summary,
-                               figures=figures, provenance=provenance)
+                               figures=figures, provenance=provenance, home=home)
     readme = out_dir / README_FILE
     readme.write_text(markdown, encoding="utf-8")
     index = out_dir / INDEX_FILE
