@@ -81,13 +81,14 @@ def test_tiles_cover_all_positions_within_budget():
     assert all(batch * (stop - start) ** 2 * 4 <= budget for start, stop in spans)
     assert spans[0][1] == 64  # the largest square within the budget: 3·64²·4 ≤ 50 000 < 3·65²·4
     assert _tile_spans(batch, 5, 4, 1) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+    assert _tile_spans(1, 1200, 4, 2**30) == [(0, 512), (512, 1024), (1024, 1200)]  # side limit
 
 
 def test_default_tiles_on_a_larger_map_equal_naive():
-    """N = 900 at the default budget: several tiles per side, the last one narrower."""
+    """N = 1600 at the default budget: several tiles per side, the last one narrower."""
     torch.manual_seed(11)
-    student, teacher = torch.randn(3, 8, 30, 30), torch.randn(3, 12, 30, 30)
-    spans = _tile_spans(3, 900, 4, BLOCK_BYTES)
+    student, teacher = torch.randn(3, 8, 40, 40), torch.randn(3, 12, 40, 40)
+    spans = _tile_spans(3, 1600, 4, BLOCK_BYTES)
     assert len(spans) > 2 and spans[-1][1] - spans[-1][0] < spans[0][1] - spans[0][0]
     value_error, grad_error = compare(student, teacher, 1)
     assert value_error <= VALUE_TOL

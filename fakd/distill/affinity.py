@@ -25,7 +25,10 @@ from fakd.errors import FakdError
 
 NORM_EPS = 1e-8
 GRAM_CANCELLATION_LIMIT = 0.02  # p=2: below this fraction of its terms, redo in float64
-BLOCK_BYTES = 2**20  # one (B, t, t) tile of A_s − A_t: small enough to stay in a core's L2 cache
+# p=1 tiles of A_s − A_t, (B, t, t): the largest square within BLOCK_BYTES, at most TILE_SIDE_LIMIT
+# a side; the fastest of those measured at B 16 and B 1 (benchmarks/README.md, tile sizes)
+BLOCK_BYTES = 4 * 2**20
+TILE_SIDE_LIMIT = 512
 
 
 def normalise_positions(feat: Tensor) -> Tensor:
@@ -117,8 +120,8 @@ class _GramL2Affinity(torch.autograd.Function):
 
 
 def _tile_spans(batch: int, positions: int, itemsize: int, block_bytes: int) -> list[tuple[int, int]]:
-    """(start, stop) of the square tiles' edges: side t with B·t²·itemsize ≤ block_bytes (t ≥ 1)."""
-    side = max(1, math.isqrt(block_bytes // (batch * itemsize)))
+    """(start, stop) of the square tiles' edges: B·t²·itemsize ≤ block_bytes, 1 ≤ t ≤ TILE_SIDE_LIMIT."""
+    side = max(1, min(TILE_SIDE_LIMIT, math.isqrt(block_bytes // (batch * itemsize))))
     return [(start, min(positions, start + side)) for start in range(0, positions, side)]
 
 
