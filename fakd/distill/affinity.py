@@ -138,10 +138,10 @@ class _BlockedL1Affinity(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, student: Tensor, teacher: Tensor, block_bytes: int, with_grad: bool) -> Tensor:
-        batch, _, positions = student.shape
-        rows_side, columns_side = _stacked(student, teacher)
-        student_rows = student.transpose(1, 2).contiguous() if with_grad else None  # (B, N, Cs)
-        grad = torch.zeros_like(student_rows) if with_grad else None
+        batch, channels, positions = student.shape
+        rows_side, columns_side = _position_major(student, teacher)
+        student_rows = rows_side[:, :, :channels]  # (B, N, Cs), a view
+        grad = student.new_zeros(batch, positions, channels) if with_grad else None
         spans = _tile_spans(batch, positions, student.element_size(), block_bytes)
         side = spans[0][1] - spans[0][0]
         buffer, scratch = student.new_empty(2, batch * side * side)
@@ -149,7 +149,7 @@ class _BlockedL1Affinity(torch.autograd.Function):
         for index, (r0, r1) in enumerate(spans):
             for c0, c1 in spans[index:]:
                 diff = buffer[: batch * (r1 - r0) * (c1 - c0)].view(batch, r1 - r0, c1 - c0)
-                torch.bmm(rows_side[:, r0:r1], columns_side[:, :, c0:c1], out=diff)
+                torch.bmm(rows_side[:, r0:r1], columns_side[:, c0:c1].transpose(1, 2), out=diff)
                 # torch's sum is pairwise (accurate); off-diagonal tiles stand for their mirror too
                 magnitude = torch.abs(diff, out=scratch[: diff.numel()].view_as(diff)).sum()
                 total += magnitude.double() * (1 if c0 == r0 else 2)
@@ -175,7 +175,12 @@ def _add_tile_gradient(grad: Tensor, sign: Tensor, student_rows: Tensor, rows: t
         grad[:, c0:c1].baddbmm_(sign.transpose(1, 2), student_rows[:, r0:r1])
 
 
-def _stacked(student: Tensor, teacher: Tensor) -> tuple[Tensor, Tensor]:
-    """[Fs; Ft] position-major (B, N, Cs+Ct) and [Fs; −Ft] (B, Cs+Ct, N): their product is D."""
-    rows_side = torch.cat([student, teacher], dim=1).transpose(1, 2).contiguous()
-    return rows_side, torch.cat([student, -teacher], dim=1)
+def _position_major(student: Tensor, teacher: Tensor) -> tuple[Tensor, Tensor]:
+    """[Fs; Ft] and [Fs; −Ft] position-major, (B, N, Cs+Ct) each: D = first · secondᵀ."""
+    batch, channels, positions = student.shape
+    rows_side = student.new_empty(batch, positions, channels + teacher.shape[1])
+    rows_side[:, :, :channels].copy_(student.transpose(1, 2))
+    rows_side[:, :, channels:].copy_(teacher.transpose(1, 2))
+    columns_side = rows_side.clone()
+    columns_side[:, :, channels:].neg_()
+    return rows_side, columns_side
