@@ -17,7 +17,8 @@ profiler's allocation events, summed in time order; CUDA: ``torch.cuda.max_memor
 The arithmetic floor of p=1 is the FLOPs of the matmuls the exact loss must do — the upper
 triangle of A_s − A_t from [Fs; Ft]ᵀ[Fs; −Ft] (B·N(N+1)/2·(Cs+Ct) multiply-adds) and the
 gradient Fs·sign(A_s − A_t) (B·N²·Cs) — over this machine's matmul rate, measured here on a
-large single-precision matmul with the same thread count; each case reports it beside p=1.
+large single-precision matmul (best of 7) with the same thread count; each case reports it
+beside p=1.
 
 glibc's allocator matters (``fakd/engine/malloc.py``) and is read at process start, so
 ``--malloc-tuned`` re-executes this script with the tuned variables (those fakd uses for its own
@@ -90,8 +91,9 @@ def p1_flops(batch: int, channels: int, positions: int) -> int:
     return 2 * (upper_triangle + gradient)
 
 
-def matmul_rate(device: torch.device, *, size: int = 2048, repeats: int = 5) -> float:
-    """This machine's float32 matmul FLOP/s: median of ``repeats`` size³ products after one warm-up."""
+def matmul_rate(device: torch.device, *, size: int = 2048, repeats: int = 7) -> float:
+    """This machine's float32 matmul FLOP/s: the best of ``repeats`` size³ products after one warm-up
+    (the best, so that the floor is a bound and not the luck of a disturbed round)."""
     a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     out = torch.empty(size, size, device=device)
     times = []
@@ -102,7 +104,7 @@ def matmul_rate(device: torch.device, *, size: int = 2048, repeats: int = 5) -> 
         synchronize(device)
         if index:
             times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times)
+    return 2 * size**3 / min(times)
 
 
 def allocator_environment() -> dict:
