@@ -273,7 +273,7 @@ def run_switches(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu", help="run profile giving models, batch and scale (default cpu)")
     parser.add_argument("--patch-sizes", type=int, nargs="+", default=None,
@@ -296,6 +296,11 @@ def main(argv: list[str] | None = None) -> int:
 
         profile_patch = load_run_config(args.profile, args.set).data.patch_size
         args.patch_sizes = sorted({profile_patch, 48})
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.switches:
         return run_switches(args)
     if args.child:
@@ -320,20 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows, header)
     verdicts = check_targets(rows, mallocs, config.data.patch_size)
     result = {
-        "benchmark": "kd_step",
-        "profile": args.profile,
-        "overrides": args.set,
-        "teacher": config.teacher.model.preset,
-        "student": config.student.model.preset,
-        "scale": config.scale,
-        "batch_size": config.data.batch_size,
-        "threads": args.threads,
-        "repeats": args.repeats,
-        "torch": torch.__version__,
-        "machine": platform.machine(),
-        "load_average": os.getloadavg(),
-        "rows": rows,
-        "target": verdicts,
+        "benchmark": "kd_step", "profile": args.profile, "overrides": args.set,
+        "teacher": config.teacher.model.preset, "student": config.student.model.preset,
+        "scale": config.scale, "batch_size": config.data.batch_size, "threads": args.threads,
+        "repeats": args.repeats, "torch": torch.__version__, "machine": platform.machine(),
+        "load_average": os.getloadavg(), "rows": rows, "target": verdicts,
         "note": "shared machine: absolute times are noisy, variants are interleaved so ratios are fairer",
     }
     out = args.json or DEFAULT_JSON

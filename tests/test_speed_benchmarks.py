@@ -49,3 +49,15 @@ def test_kd_step_switches_equal_eager_losses(tmp_path):
         for switch in ("eager", "channels-last", "compile", "compile + channels-last")]
     assert all(row["equal_within_tolerance"] and len(row["losses"]) == 2 for row in rows)
     assert all(row["losses"][0] != row["losses"][1] for row in rows), "the optimizer must have stepped"
+
+
+@pytest.mark.slow
+def test_kd_step_checks_both_targets_and_records_the_load(tmp_path):
+    out = tmp_path / "kd_step.json"
+    run_script("kd_step.py", "--profile", "smoke", "--patch-sizes", "8", "48", "--repeats", "1", "--warmup", "0",
+               "--malloc", "tuned", "--json", str(out))
+    result = json.loads(out.read_text())
+    assert {(row["patch"], row["variant"]) for row in result["rows"]} == {
+        (patch, variant) for patch in (8, 48) for variant in ("student alone", "output KD", "FAKD p=1", "FAKD p=2")}
+    assert [(check["patch"], check["target"]) for check in result["target"]] == [(8, 1.3), (48, 1.25)]
+    assert len(result["load_average"]) == 3
