@@ -7,7 +7,7 @@ from PIL import Image
 from torch import nn
 
 from fakd.distill import affinity_loss, spatial_affinity
-from fakd.distill.affinity import _row_blocks
+from fakd.distill.affinity import BLOCK_BYTES, _tile_spans
 from fakd.errors import FakdError
 
 VALUE_TOL = 1e-5
@@ -73,12 +73,56 @@ def test_loss_and_gradient_equal_naive_on_random_features(p, student_shape, teac
     assert grad_error <= GRAD_TOL
 
 
-def test_blocks_cover_the_upper_triangle_within_budget():
+def test_tiles_cover_all_positions_within_budget():
     batch, positions, budget = 3, 1000, 50_000
-    blocks = list(_row_blocks(batch, positions, 4, budget))
-    assert blocks[0][0] == 0 and blocks[-1][1] == positions
-    assert all(stop == next_start for (_, stop), (next_start, _) in zip(blocks, blocks[1:]))
-    assert all(batch * (stop - start) * (positions - start) * 4 <= budget for start, stop in blocks)
+    spans = _tile_spans(batch, positions, 4, budget)
+    assert spans[0][0] == 0 and spans[-1][1] == positions
+    assert all(stop == next_start for (_, stop), (next_start, _) in zip(spans, spans[1:]))
+    assert all(batch * (stop - start) ** 2 * 4 <= budget for start, stop in spans)
+    assert spans[0][1] == 64  # the largest square within the budget: 3·64²·4 ≤ 50 000 < 3·65²·4
+    assert _tile_spans(batch, 5, 4, 1) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+    assert _tile_spans(1, 1200, 4, 2**30) == [(0, 512), (512, 1024), (1024, 1200)]  # side limit
+
+
+def test_default_tiles_on_a_larger_map_equal_naive():
+    """N = 1600 at the default budget: several tiles per side, the last one narrower. In float64,
+    so that no entry of A_s − A_t is small enough for rounding to flip its sign (in float32 one
+    flip among the 3.8M entries moves this gradient by ~1e-3, in any formulation)."""
+    torch.manual_seed(11)
+    student, teacher = torch.randn(3, 8, 40, 40, dtype=torch.float64), torch.randn(3, 12, 40, 40, dtype=torch.float64)
+    spans = _tile_spans(3, 1600, 8, BLOCK_BYTES)
+    assert len(spans) > 2 and spans[-1][1] - spans[-1][0] < spans[0][1] - spans[0][0]
+    value_error, grad_error = compare(student, teacher, 1)
+    assert value_error <= 1e-12
+    assert grad_error <= 1e-10
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_gradient_scales_with_the_upstream_gradient_and_accumulates(p):
+    """backward(g) gives g·dL/dFs, and a second backward through a retained graph adds to it."""
+    torch.manual_seed(12)
+    student = torch.randn(2, 5, 6, 7, requires_grad=True)
+    teacher = torch.randn(2, 4, 6, 7)
+    (plain,) = torch.autograd.grad(affinity_loss(student, teacher, p, block_bytes=300), student)
+    value = affinity_loss(student, teacher, p, block_bytes=300)
+    (-3.0 * value).backward(retain_graph=True)
+    assert relative(student.grad, -3.0 * plain) <= 1e-6
+    value.backward()
+    assert relative(student.grad, -2.0 * plain) <= 1e-6
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_value_without_autograd_equals_value_with_it(p):
+    """Under no_grad, or for a student that needs no gradient, p=1 skips the gradient work."""
+    torch.manual_seed(13)
+    student = torch.randn(2, 6, 9, 5, requires_grad=True)
+    teacher = torch.randn(2, 6, 9, 5)
+    recorded = affinity_loss(student, teacher, p, block_bytes=500)
+    with torch.no_grad():
+        unrecorded = affinity_loss(student, teacher, p, block_bytes=500)
+    detached = affinity_loss(student.detach(), teacher, p, block_bytes=500)
+    assert recorded.requires_grad and not unrecorded.requires_grad and not detached.requires_grad
+    assert unrecorded.item() == recorded.item() == detached.item()
 
 
 def real_image_crops(shared_data, size=40):

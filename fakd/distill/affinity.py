@@ -5,23 +5,30 @@ C-vector by its L2 norm (+ 1e-8 outside the square root) and form A = FᵀF, an 
 similarities per image. ``spatial_affinity`` builds A for inspection and small maps;
 ``affinity_loss`` compares student and teacher affinities without ever holding an N×N matrix:
 
-- p=1 (the paper): row blocks of A_s − A_t are formed, summed in absolute value and dropped; the
-  backward pass recomputes each block and uses its sign. Only the upper triangle is visited (A is
-  symmetric), and one matmul per block gives A_s − A_t directly from [Fs; Ft]ᵀ[Fs; −Ft].
+- p=1 (the paper): square tiles of A_s − A_t over the upper triangle (A is symmetric) are formed
+  by one matmul each, from [Fs; Ft]ᵀ[Fs; −Ft], summed in absolute value and dropped; when the
+  student needs a gradient it is accumulated in the same sweep from each tile's sign, so every
+  matmul the exact loss needs is done once and the backward pass only scales it.
 - p=2: the exact identity ‖FsᵀFs − FtᵀFt‖² = ‖FsFsᵀ‖² − 2‖FsFtᵀ‖² + ‖FtFtᵀ‖² from C×C products;
   redone in float64 when the three terms nearly cancel (student close to teacher).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from fakd.errors import FakdError
 
 NORM_EPS = 1e-8
 GRAM_CANCELLATION_LIMIT = 0.02  # p=2: below this fraction of its terms, redo in float64
-BLOCK_BYTES = 32 * 2**20  # memory budget of one (B, rows, columns) block of A_s − A_t
+# p=1 tiles of A_s − A_t, (B, t, t): the largest square within BLOCK_BYTES, at most TILE_SIDE_LIMIT
+# a side; the fastest of those measured at B 16 and B 1 (benchmarks/README.md, tile sizes)
+BLOCK_BYTES = 4 * 2**20
+TILE_SIDE_LIMIT = 512
 
 
 def normalise_positions(feat: Tensor) -> Tensor:
@@ -29,7 +36,8 @@ def normalise_positions(feat: Tensor) -> Tensor:
     flat = feat.flatten(2)
     # clamp: an all-zero position (ReLU) gets norm 1e-15 instead of 0, so sqrt's gradient stays finite
     norm = flat.square().sum(dim=1, keepdim=True).clamp_min(1e-30).sqrt()
-    return flat / (norm + NORM_EPS)
+    # times the reciprocal, not divided: the same to an ulp, and its backward is ~1.6x faster
+    return flat * (norm + NORM_EPS).reciprocal()
 
 
 def spatial_affinity(feat: Tensor) -> Tensor:
@@ -43,9 +51,12 @@ def affinity_loss(student_feat: Tensor, teacher_feat: Tensor, p: int = 1, *,
                   block_bytes: int = BLOCK_BYTES) -> Tensor:
     """Mean |A_s − A_t| (p=1) or mean (A_s − A_t)² (p=2) over B·N·N, with no N×N matrix.
 
-    Computed in float32 (or float64 for float64 input) with autocast off. The teacher is the target (detached here); the gradient flows to the student. Channel counts
-    may differ; batch size and spatial size must match. ``block_bytes`` bounds the one block of
-    A_s − A_t that p=1 holds at a time.
+    Computed in float32 (or float64 for float64 input) with autocast off. The teacher is the
+    target (detached here); the gradient flows to the student. Channel counts may differ; batch
+    size and spatial size must match. ``block_bytes`` bounds the one tile of A_s − A_t that p=1
+    holds at a time. p=1 makes the student's gradient during the forward pass whenever autograd
+    records (grad mode on, student requiring grad): evaluate under ``torch.no_grad()`` when no
+    backward follows, or that work is wasted.
     """
     _check_map(student_feat, "student feature map")
     _check_map(teacher_feat, "teacher feature map")
@@ -62,7 +73,8 @@ def affinity_loss(student_feat: Tensor, teacher_feat: Tensor, p: int = 1, *,
         teacher = normalise_positions(teacher_feat.detach().to(dtype))
         if p == 2:
             return _GramL2Affinity.apply(student, teacher)
-        return _BlockedL1Affinity.apply(student, teacher, block_bytes)
+        with_grad = torch.is_grad_enabled() and student.requires_grad
+        return _BlockedL1Affinity.apply(student, teacher, block_bytes, with_grad)
 
 
 def _check_map(feat: Tensor, what: str) -> None:
@@ -108,77 +120,68 @@ class _GramL2Affinity(torch.autograd.Function):
         return grad.to(grad_output.dtype), None
 
 
-def _row_blocks(batch: int, positions: int, itemsize: int, block_bytes: int):
-    """Yield (start, stop) row ranges; a block spans columns start..N, within the byte budget."""
-    start = 0
-    while start < positions:
-        columns = positions - start
-        rows = max(1, block_bytes // (batch * columns * itemsize))
-        stop = min(positions, start + rows)
-        yield start, stop
-        start = stop
+def _tile_spans(batch: int, positions: int, itemsize: int, block_bytes: int) -> list[tuple[int, int]]:
+    """(start, stop) of the square tiles' edges: B·t²·itemsize ≤ block_bytes, 1 ≤ t ≤ TILE_SIDE_LIMIT."""
+    side = max(1, min(TILE_SIDE_LIMIT, math.isqrt(block_bytes // (batch * itemsize))))
+    return [(start, min(positions, start + side)) for start in range(0, positions, side)]
 
 
 class _BlockedL1Affinity(torch.autograd.Function):
-    """Mean |FsᵀFs − FtᵀFt| over B·N·N by row blocks of the upper triangle; grad for Fs only.
+    """Mean |FsᵀFs − FtᵀFt| over B·N·N by square tiles of the upper triangle; grad for Fs only.
 
-    Every block is written into one buffer allocated per pass, so the allocator is not asked for
-    (and glibc does not mmap and unmap) a large block at every step. Position-major copies
-    (B, N, C) make each block's rows contiguous for the matmuls.
+    D = A_s − A_t is symmetric, so only tiles (I, J ≥ I) are formed, each by one matmul of
+    [Fs; Ft]ᵀ[Fs; −Ft] into one reused buffer small enough to stay in cache while it is summed
+    in absolute value and turned into its sign. When the student needs a gradient, it is made in
+    the same sweep: dL/dFs = (2/M)·Fs·sign(D), tile (I, J) adding sign·Fs[J] to rows I and, by
+    symmetry, signᵀ·Fs[I] to rows J. The forward thus does all the matmuls the exact loss needs,
+    once each (no block is recomputed), holds only a (B, N, Cs) gradient, and backward scales it.
     """
 
     @staticmethod
-    def forward(ctx, student: Tensor, teacher: Tensor, block_bytes: int) -> Tensor:
-        batch, _, positions = student.shape
-        rows_side, columns_side = _stacked(student, teacher)
-        blocks = list(_row_blocks(batch, positions, student.element_size(), block_bytes))
-        buffer = _block_buffer(student, blocks)
+    def forward(ctx, student: Tensor, teacher: Tensor, block_bytes: int, with_grad: bool) -> Tensor:
+        batch, channels, positions = student.shape
+        rows_side, columns_side = _position_major(student, teacher)
+        student_rows = rows_side[:, :, :channels]  # (B, N, Cs), a view
+        grad = student.new_zeros(batch, positions, channels) if with_grad else None
+        spans = _tile_spans(batch, positions, student.element_size(), block_bytes)
+        side = spans[0][1] - spans[0][0]
+        buffer, scratch = student.new_empty(2, batch * side * side)
         total = torch.zeros((), dtype=torch.float64, device=student.device)
-        for start, stop in blocks:
-            diff = _difference_block(rows_side, columns_side, start, stop, buffer).abs_()
-            # float32 sums (torch sums pairwise: accurate and fast), accumulated in float64
-            total += 2 * diff.sum().double() - diff[:, :, : stop - start].sum().double()
-        ctx.save_for_backward(student, teacher)
-        ctx.block_bytes = block_bytes
-        return (total / (batch * positions * positions)).to(student.dtype)
+        for index, (r0, r1) in enumerate(spans):
+            for c0, c1 in spans[index:]:
+                diff = buffer[: batch * (r1 - r0) * (c1 - c0)].view(batch, r1 - r0, c1 - c0)
+                torch.bmm(rows_side[:, r0:r1], columns_side[:, c0:c1].transpose(1, 2), out=diff)
+                # torch's sum is pairwise (accurate); off-diagonal tiles stand for their mirror too
+                magnitude = torch.abs(diff, out=scratch[: diff.numel()].view_as(diff)).sum()
+                total += magnitude.double() * (1 if c0 == r0 else 2)
+                if with_grad:
+                    _add_tile_gradient(grad, diff.sign_(), student_rows, (r0, r1), (c0, c1))
+        scale = batch * positions * positions
+        ctx.save_for_backward(grad.mul_(2.0 / scale) if with_grad else None)
+        return (total / scale).to(student.dtype)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_output: Tensor):
-        student, teacher = ctx.saved_tensors
-        batch, _, positions = student.shape
-        # L = Σ|D|/M with D symmetric ⇒ dL/dFs = (2/M)·Fs·sign(D), assembled block by block:
-        # row block I (columns from I's start) feeds grad[I] and, by symmetry, grad[after I].
-        rows_side, columns_side = _stacked(student, teacher)
-        student_rows = student.transpose(1, 2).contiguous()  # (B, N, Cs)
-        blocks = list(_row_blocks(batch, positions, student.element_size(), ctx.block_bytes))
-        buffer = _block_buffer(student, blocks)
-        grad = torch.zeros_like(student_rows)
-        for start, stop in blocks:
-            sign = _difference_block(rows_side, columns_side, start, stop, buffer).sign_()
-            grad[:, start:stop].baddbmm_(sign, student_rows[:, start:])
-            if stop < positions:
-                grad[:, stop:].baddbmm_(sign[:, :, stop - start:].transpose(1, 2),
-                                        student_rows[:, start:stop])
-        grad *= grad_output * (2.0 / (batch * positions * positions))
-        return grad.transpose(1, 2), None, None
+        (grad,) = ctx.saved_tensors  # present: without a gradient wanted there is no backward
+        return (grad * grad_output).transpose(1, 2), None, None, None
 
 
-def _stacked(student: Tensor, teacher: Tensor) -> tuple[Tensor, Tensor]:
-    """[Fs; Ft] position-major (B, N, Cs+Ct) and [Fs; −Ft] (B, Cs+Ct, N): their product is D."""
-    rows_side = torch.cat([student, teacher], dim=1).transpose(1, 2).contiguous()
-    return rows_side, torch.cat([student, -teacher], dim=1)
+def _add_tile_gradient(grad: Tensor, sign: Tensor, student_rows: Tensor, rows: tuple[int, int],
+                       columns: tuple[int, int]) -> None:
+    """grad[rows] += sign·Fs[columns]; for an off-diagonal tile also grad[columns] += signᵀ·Fs[rows]."""
+    (r0, r1), (c0, c1) = rows, columns
+    grad[:, r0:r1].baddbmm_(sign, student_rows[:, c0:c1])
+    if c0 != r0:
+        grad[:, c0:c1].baddbmm_(sign.transpose(1, 2), student_rows[:, r0:r1])
 
 
-def _block_buffer(like: Tensor, blocks: list[tuple[int, int]]) -> Tensor:
-    batch, _, positions = like.shape
-    size = max(batch * (stop - start) * (positions - start) for start, stop in blocks)
-    return like.new_empty(size)
-
-
-def _difference_block(rows_side: Tensor, columns_side: Tensor, start: int, stop: int,
-                      buffer: Tensor) -> Tensor:
-    """Rows start..stop, columns start..N of D = A_s − A_t, written into ``buffer``."""
-    batch, _, positions = columns_side.shape
-    out = buffer[: batch * (stop - start) * (positions - start)].view(
-        batch, stop - start, positions - start)
-    return torch.bmm(rows_side[:, start:stop], columns_side[:, :, start:], out=out)
+def _position_major(student: Tensor, teacher: Tensor) -> tuple[Tensor, Tensor]:
+    """[Fs; Ft] and [Fs; −Ft] position-major, (B, N, Cs+Ct) each: D = first · secondᵀ."""
+    batch, channels, positions = student.shape
+    rows_side = student.new_empty(batch, positions, channels + teacher.shape[1])
+    rows_side[:, :, :channels].copy_(student.transpose(1, 2))
+    rows_side[:, :, channels:].copy_(teacher.transpose(1, 2))
+    columns_side = rows_side.clone()
+    columns_side[:, :, channels:].neg_()
+    return rows_side, columns_side

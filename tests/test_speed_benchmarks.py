@@ -1,0 +1,63 @@
+"""benchmarks/affinity.py's scaling sweep, floor and tile variants; benchmarks/kd_step.py --switches."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_script(name: str, *args: str) -> None:
+    subprocess.run([sys.executable, str(BENCHMARKS / name), *args], check=True, capture_output=True, text=True)
+
+
+def test_affinity_sweep_writes_plot_floor_and_tile_variants(tmp_path):
+    plot, out = tmp_path / "scaling.png", tmp_path / "scaling.json"
+    run_script("affinity.py", "--sweep", "--cases", "1x8,2x6", "--repeats", "1", "--warmup", "0",
+               "--block-bytes", "1000", "--plot", str(plot), "--json", str(out))
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = json.loads(out.read_text())
+    assert [(row["case"], row["variant"]) for row in result["rows"]] == [
+        (case, variant) for case in ("1x8", "2x6") for variant in ("naive", "p1", "p2", "p1@1000")]
+    assert result["matmul_gflops"] > 0
+    p1 = next(row for row in result["rows"] if row["case"] == "1x8" and row["variant"] == "p1")
+    # N = 64, C = 64: upper triangle 64·65/2 entries × 128 + gradient 64² × 64 multiply-adds, ×2 FLOPs
+    assert p1["flops"] == 2 * (2080 * 128 + 4096 * 64)
+    assert p1["floor_s"] == pytest.approx(p1["flops"] / (result["matmul_gflops"] * 1e9))
+    assert {ratio["variant"] for ratio in result["ratios"] if "over_floor" in ratio} == {"p1", "p1@1000"}
+
+
+def test_affinity_plot_with_both_allocators_is_refused(tmp_path):
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "affinity.py"), "--both-allocators", "--plot",
+                             str(tmp_path / "p.png")], capture_output=True, text=True)
+    assert result.returncode == 2 and "--plot draws one allocator's run" in result.stderr
+    assert not (tmp_path / "p.png").exists()
+
+
+@pytest.mark.slow
+def test_kd_step_switches_equal_eager_losses(tmp_path):
+    """Smoke profile, tiny patch: every switch runs, and its first steps' losses equal eager's."""
+    out = tmp_path / "switches.json"
+    run_script("kd_step.py", "--profile", "smoke", "--patch-sizes", "8", "--repeats", "1", "--warmup", "0",
+               "--switches", "--check-steps", "2", "--json", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    assert [(row["variant"], row["switch"]) for row in rows] == [
+        (variant, switch) for variant in ("output KD", "FAKD p=1")
+        for switch in ("eager", "channels-last", "compile", "compile + channels-last")]
+    assert all(row["equal_within_tolerance"] and len(row["losses"]) == 2 for row in rows)
+    assert all(row["losses"][0] != row["losses"][1] for row in rows), "the optimizer must have stepped"
+
+
+@pytest.mark.slow
+def test_kd_step_checks_both_targets_and_records_the_load(tmp_path):
+    out = tmp_path / "kd_step.json"
+    run_script("kd_step.py", "--profile", "smoke", "--patch-sizes", "8", "48", "--repeats", "1", "--warmup", "0",
+               "--malloc", "tuned", "--json", str(out))
+    result = json.loads(out.read_text())
+    assert {(row["patch"], row["variant"]) for row in result["rows"]} == {
+        (patch, variant) for patch in (8, 48) for variant in ("student alone", "output KD", "FAKD p=1", "FAKD p=2")}
+    assert [(check["patch"], check["target"]) for check in result["target"]] == [(8, 1.3), (48, 1.25)]
+    assert len(result["load_average"]) == 3
