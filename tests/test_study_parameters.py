@@ -107,6 +107,29 @@ def test_digests_ignore_key_order_and_prose(tmp_path, notebook):
     assert notebook_digest(notebook) != before
 
 
+def _code_notebook(path, *cells):
+    content = nbformat.v4.new_notebook()
+    content.cells = [nbformat.v4.new_markdown_cell("# prose")] + [nbformat.v4.new_code_cell(source) for source in cells]
+    nbformat.write(content, path)
+    return path
+
+
+def test_notebook_digest_ignores_imports_comments_and_layout(tmp_path):
+    first = _code_notebook(tmp_path / "a.ipynb", "from fakd.report.runs import train_student\nimport pandas as pd",
+                           "%matplotlib inline", "x = train_student(run_dir, 1)\nif x:\n    from os import path\n"
+                           "    y = pd.DataFrame(x)")
+    second = _code_notebook(tmp_path / "b.ipynb", "from fakd.train.notebook import (\n    train_student)\n",
+                            "%matplotlib inline", "# a comment\nimport pandas as pd\nx = train_student( run_dir,1 )"
+                            "\nif x:  # why\n    y = pd.DataFrame(x)\n")
+    assert notebook_digest(first) == notebook_digest(second)
+    changed = _code_notebook(tmp_path / "c.ipynb", "from fakd.report.runs import train_student", "%matplotlib inline",
+                             "x = train_student(run_dir, 2)\nif x:\n    y = pd.DataFrame(x)")
+    assert notebook_digest(changed) != notebook_digest(first)
+    magic = _code_notebook(tmp_path / "d.ipynb", "from fakd.report.runs import train_student", "%matplotlib notebook",
+                           "x = train_student(run_dir, 1)\nif x:\n    y = pd.DataFrame(x)")
+    assert notebook_digest(magic) != notebook_digest(first)  # an unparsable cell counts as written
+
+
 def test_grid_is_the_cross_product_and_union_without_duplicates(notebook):
     grid = grid_from_mapping({
         "notebook": str(notebook),
