@@ -46,7 +46,7 @@ import torch
 
 from fakd.device import resolve_device
 from fakd.distill import affinity_loss, spatial_affinity
-from fakd.engine.malloc import TUNED_MALLOC_VARIABLES, malloc_is_tuned, tuned_malloc_env, untuned_malloc_env
+from fakd.malloc import TUNED_MALLOC_VARIABLES, malloc_is_tuned, tuned_malloc_env, untuned_malloc_env
 
 CHANNELS = 64
 DEFAULT_CASES = "16x24,16x48,16x96,1x256"

@@ -1,11 +1,11 @@
 """Time per training step: student alone, output KD, FAKD (exact p=1), FAKD p=2 — side by side.
 
-Each step is the trainer's own step (``fakd.engine.trainer.compute_loss`` + backward + Adam), with
+Each step is the trainer's own step (``fakd.train.trainer.compute_loss`` + backward + Adam), with
 the profile's teacher/student presets, batch size and scale, at the profile's LR patch size and at
 the paper's (48). Variants are interleaved round by round so that load from other processes on a
 shared machine hits them alike; the table reports medians and ratios to the output-KD step.
 
-The allocator matters (see ``fakd/engine/malloc.py``), and it is set when a process starts, so the
+The allocator matters (see ``fakd/malloc.py``), and it is set when a process starts, so the
 measurements run in child processes: once with glibc's defaults and once with the tuned settings.
 
     python benchmarks/kd_step.py                       # cpu profile, patches 24 and 48, both mallocs
@@ -41,9 +41,9 @@ def measure(profile: str, patch_sizes: list[int], *, repeats: int, warmup: int, 
     import torch
 
     from fakd.distill import FeatureTaps
-    from fakd.engine.config import load_run_config
-    from fakd.engine.distillation import build_objective
-    from fakd.engine.trainer import build_role_model, compute_loss
+    from fakd.train.config import load_run_config
+    from fakd.train.distillation import build_objective
+    from fakd.train.trainer import build_role_model, compute_loss
 
     torch.set_num_threads(threads)
     config = load_run_config(profile, overrides)
@@ -85,7 +85,7 @@ def measure(profile: str, patch_sizes: list[int], *, repeats: int, warmup: int, 
 
 def run_child(args, malloc: str) -> list[dict]:
     """Run ``measure`` in a fresh process whose allocator is ``malloc`` (default | tuned)."""
-    from fakd.engine.malloc import tuned_malloc_env, untuned_malloc_env
+    from fakd.malloc import tuned_malloc_env, untuned_malloc_env
 
     env = tuned_malloc_env() if malloc == "tuned" else untuned_malloc_env()
     command = [sys.executable, __file__, "--child", "--profile", args.profile, "--repeats", str(args.repeats),
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.patch_sizes is None:
-        from fakd.engine.config import load_run_config
+        from fakd.train.config import load_run_config
 
         profile_patch = load_run_config(args.profile, args.set).data.patch_size
         args.patch_sizes = sorted({profile_patch, 48})
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from fakd.engine.config import load_run_config
+    from fakd.train.config import load_run_config
 
     config = load_run_config(args.profile, args.set)
     mallocs = ["default", "tuned"] if args.malloc == "both" else [args.malloc]

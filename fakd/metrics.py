@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from fakd.checks import check_scale
 from fakd.errors import FakdError
 
 _Y_WEIGHTS = torch.tensor([65.481, 128.553, 24.966], dtype=torch.float64) / 255.0
@@ -52,8 +53,7 @@ def rgb_to_y(image: torch.Tensor | np.ndarray) -> torch.Tensor:
 def _paired_y(sr, hr, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Y channels of SR and HR (HR cropped to a multiple of ``scale``, which SR must match), both
     border-cropped by ``scale``."""
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise FakdError(f"scale must be a whole number >= 1, got {scale!r}")
+    scale = check_scale(scale)
     sr_y, hr_y = rgb_to_y(sr), rgb_to_y(hr)
     height, width = hr_y.shape[0] - hr_y.shape[0] % scale, hr_y.shape[1] - hr_y.shape[1] % scale
     hr_y = hr_y[:height, :width]

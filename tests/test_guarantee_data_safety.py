@@ -13,7 +13,7 @@ from guarantees_support import assert_one_line_error, random_image, run_fakd, sn
 
 from fakd.cli import main
 from fakd.data.image_io import read_image
-from fakd.engine.rundir import RunDirectory
+from fakd.train.rundir import RunDirectory
 
 SMOKE_STUDENT = ["train", "--role", "student", "--config", "smoke", "--set", "student.iterations=2", "--no-progress"]
 

@@ -7,11 +7,11 @@ import nbformat
 import pandas as pd
 import pytest
 
+from fakd.analysis.results import gather_results, read_results
 from fakd.errors import FakdError
 from fakd.study.grid import grid_from_mapping, load_grid
 from fakd.study.parameters import check_parameters, notebook_digest, notebook_parameters, parameters_digest
 from fakd.study.render import ReportEntry, report_markdown
-from fakd.study.results import gather_results, read_results
 
 PARAMETERS_CELL = """\
 run_dir = ""  # where the results go
@@ -226,8 +226,8 @@ def test_report_markdown_has_headline_links_and_provenance(tmp_path):
 
 
 def test_missing_notebook_tools_are_named_with_the_install_command(monkeypatch):
-    from fakd.commands import study
+    from fakd.commands import common
 
-    monkeypatch.setattr(study, "NOTEBOOK_TOOLS", ("papermill", "no_such_module_fakd"))
+    monkeypatch.setattr(common, "NOTEBOOK_TOOLS", ("papermill", "no_such_module_fakd"))
     with pytest.raises(FakdError, match=r"needs no_such_module_fakd: pip install 'fakd\[notebooks\]'"):
-        study.require_notebook_tools()
+        common.require_notebook_tools()

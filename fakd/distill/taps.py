@@ -7,6 +7,11 @@ starts a fresh ``{name: output}`` dict. The hooks store outputs as they are: a t
 
 A tapped module that runs twice in one call of ``model`` is an error (the tap would be ambiguous);
 tap a module that runs once, or call ``clear()`` between calls if you drive submodules yourself.
+
+One rule says which names are taps (:func:`valid_tap_names`): the points a model advertises with
+``tap_names()`` (fakd's models: ``head``, ``body.<i>``, ``body_tail``, ``long_skip``), or every
+submodule path of a model that advertises none. ``FeatureTaps`` and :func:`resolve_taps` (a user's tap
+list, checked before any work) both apply it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,25 @@ def valid_tap_names(model: nn.Module) -> list[str]:
     return [name for name, _ in model.named_modules() if name]
 
 
+def resolve_taps(model: nn.Module, names=None) -> list[str]:
+    """A user's tap list checked against :func:`valid_tap_names`; ``None`` means ``model.default_taps``.
+
+    A single string counts as one name; an empty list is allowed (no feature taps); a name given
+    twice is an error (taps are paired one to one with the other model's).
+    """
+    if names is None:
+        return list(model.default_taps)
+    names = [names] if isinstance(names, str) else list(names)
+    valid = valid_tap_names(model)
+    unknown = [name for name in names if name not in valid]
+    if unknown:
+        raise FakdError(f"unknown tap(s) {unknown} in {type(model).__name__}: valid ones are {valid}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise FakdError(f"tap(s) {repeated} given more than once")
+    return names
+
+
 class FeatureTaps:
     """Forward hooks on ``model``'s submodules ``names``; ``.features`` is ``{name: tensor}``."""
 
@@ -40,12 +64,11 @@ class FeatureTaps:
     def _resolve(self, name: str) -> nn.Module:
         if not isinstance(name, str) or not name:
             raise FakdError(f"tap name must be a non-empty dotted module path, got {name!r}")
-        try:
-            return self.model.get_submodule(name)
-        except AttributeError:
-            valid = ", ".join(valid_tap_names(self.model))
+        valid = valid_tap_names(self.model)
+        if name not in valid:
             raise FakdError(f"unknown tap {name!r} in {type(self.model).__name__}; "
-                            f"valid names: {valid}") from None
+                            f"valid names: {', '.join(valid)}")
+        return self.model.get_submodule(name)
 
     def _new_pass(self, module: nn.Module, args) -> None:
         self.features = {}

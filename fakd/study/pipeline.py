@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fakd.engine.config import PROFILES
+from fakd.train.config import PROFILES
 from fakd.errors import FakdError
 from fakd.paths import check_output_folder
 from fakd.study.archive import archive_run, restore_runs
@@ -42,7 +42,7 @@ from fakd.study.notebook_runner import KernelSettings, NotebookFailed, run_noteb
 from fakd.study.parameters import notebook_parameters
 from fakd.study.preflight import check_device, check_training_data
 from fakd.study.render import ReportEntry, render_notebook, write_report
-from fakd.study.results import read_results
+from fakd.analysis.results import read_results
 from fakd.study.sweep import print_outcome, run_sweep
 
 STUDY_GRIDS = {"smoke": "smoke.yaml", "cpu": "cpu_ablation.yaml", "paper": "paper_ablation.yaml"}
@@ -132,7 +132,7 @@ def _copy_figures(run_dir: Path, target: Path) -> list[Path]:
 
 def _headline(context: StudyContext) -> pd.DataFrame | None:
     """The paper-format table from the compare step's result rows (call only when that step succeeded)."""
-    from fakd.report.tables import paper_table
+    from fakd.analysis.tables import paper_table
 
     try:
         rows = pd.DataFrame(read_results(context.run_dir("compare")))
@@ -144,7 +144,7 @@ def _headline(context: StudyContext) -> pd.DataFrame | None:
 
 
 def _provenance(context: StudyContext, *, command: str, started: float, started_at: str) -> dict:
-    from fakd.engine.rundir import git_commit
+    from fakd.train.rundir import git_commit
 
     try:
         torch_version = metadata.version("torch")
