@@ -28,7 +28,7 @@ def quantize_to_uint8(image: torch.Tensor | np.ndarray) -> torch.Tensor:
     if tensor.dtype == torch.uint8:
         return tensor
     if not tensor.is_floating_point():
-        raise FakdError(f"expected a uint8 or float image, got dtype {tensor.dtype}")
+        raise TypeError(f"expected a uint8 or float image, got dtype {tensor.dtype}")
     return (tensor.detach().to(torch.float64) * 255.0).clamp(0, 255).round().to(torch.uint8)
 
 
@@ -40,7 +40,7 @@ def _as_chw(image: torch.Tensor | np.ndarray) -> torch.Tensor:
     if tensor.ndim == 4 and tensor.shape[0] == 1:
         tensor = tensor[0]
     if tensor.ndim != 3 or tensor.shape[0] != 3:
-        raise FakdError(f"expected an RGB image (3, H, W), got shape {tuple(tensor.shape)}")
+        raise ValueError(f"expected an RGB image (3, H, W), got shape {tuple(tensor.shape)}")
     return tensor.cpu()
 
 
@@ -121,7 +121,7 @@ def evaluate_model(
     """
     scale = scale if scale is not None else getattr(dataset, "scale", None)
     if scale is None:
-        raise FakdError("evaluate_model needs a scale (the dataset has none)")
+        raise TypeError("evaluate_model needs a scale (the dataset has none)")
     if isinstance(model, torch.nn.Module):
         if device is None:
             device = next(model.parameters(), torch.empty(0)).device

@@ -24,7 +24,7 @@ def test_affinity_row_is_the_row_of_the_matrix():
     assert row[3, 4] == pytest.approx(1.0)
     with pytest.raises(FakdError, match="outside the 5x6"):
         affinity_row(feat, (5, 0))
-    with pytest.raises(FakdError, match="one feature map"):
+    with pytest.raises(ValueError, match="one feature map"):
         affinity_row(torch.randn(2, 3, 4, 4), (0, 0))
 
 

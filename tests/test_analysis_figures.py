@@ -41,7 +41,7 @@ def test_affinity_figure_has_a_row_per_tap_with_colour_bars(tmp_path, explorer):
     assert path.read_bytes()[:8] == PNG_MAGIC
     with pytest.raises(FakdError, match="unknown tap"):
         explorer.selection(tap="body.99")
-    with pytest.raises(FakdError, match="no taps"):
+    with pytest.raises(ValueError, match="no taps"):
         affinity_figure(explorer.images["a/one"], [], pixel=(0, 0), title="x")
 
 

@@ -24,7 +24,7 @@ def test_mean_ci_without_an_interval_and_bad_confidence():
     mean, half_width, count = mean_ci([32.1, float("nan")])
     assert (mean, count) == (32.1, 1) and math.isnan(half_width)
     assert mean_ci([])[2] == 0
-    with pytest.raises(FakdError, match="confidence"):
+    with pytest.raises(ValueError, match="confidence"):
         mean_ci([1.0, 2.0], confidence=95)
     assert format_mean_ci(32.4612, 0.0512) == "32.46 ± 0.05"
     assert format_mean_ci(32.4612, float("nan"), decimals=3) == "32.461"
@@ -66,5 +66,5 @@ def test_summarize_over_seeds_groups_in_order():
     summary = summarize_over_seeds(table, by=["label", "dataset"], value="psnr")
     assert summary["label"].tolist() == ["b", "a"]
     assert summary["mean"].tolist() == [1.5, 4.0] and summary["n"].tolist() == [2, 2]
-    with pytest.raises(FakdError, match="ssim"):
+    with pytest.raises(ValueError, match="ssim"):
         summarize_over_seeds(table, by=["label"], value="ssim")

@@ -117,7 +117,7 @@ def test_write_is_png_only_atomic_and_leaves_no_temporary_file(tmp_path, monkeyp
     monkeypatch.undo()
     np.testing.assert_array_equal(read_image(target), first)  # the old file is untouched
     assert sorted(p.name for p in target.parent.iterdir()) == ["out.png"]
-    with pytest.raises(FakdError, match="PNG"):
+    with pytest.raises(ValueError, match="PNG"):  # a programmer error: fakd writes .png names
         write_image(tmp_path / "out.jpg", first)
     with pytest.raises(TypeError):
         write_image(tmp_path / "f.png", first.astype(np.float32))

@@ -9,7 +9,6 @@ import torch
 
 from fakd.data.image_io import list_images, read_image
 from fakd.data.imresize import imresize, modcrop
-from fakd.errors import FakdError
 
 
 # ---------------------------------------------------------------- independent reference (numpy, loops)
@@ -174,7 +173,7 @@ def test_bad_arguments():
     image = torch.zeros(3, 8, 8, dtype=torch.uint8)
     for kwargs in ({}, {"scale": 0.5, "size": (4, 4)}, {"scale": -2}, {"scale": 0}, {"scale": float("nan")},
                    {"size": (0, 4)}, {"size": (4,)}, {"size": (2.5, 4)}):
-        with pytest.raises(FakdError):
+        with pytest.raises((TypeError, ValueError)):
             imresize(image, **kwargs)
     with pytest.raises(TypeError):
         imresize(np.zeros((8, 8, 3), dtype=np.uint8), scale=0.5)
@@ -190,7 +189,7 @@ def test_modcrop_numpy_and_torch():
     assert torch.equal(modcrop(tensor, 3), tensor[:, :9, :6])
     assert modcrop(tensor[None], 2).shape == (1, 3, 10, 6)
     assert modcrop(array, 1).shape == array.shape
-    with pytest.raises(FakdError):
+    with pytest.raises(ValueError):
         modcrop(array, 0)
 
 

@@ -37,7 +37,7 @@ def test_fitnet_adapter_maps_student_to_teacher_channels_and_learns():
 
 def test_fitnet_channel_mismatch_without_adapter_is_an_error():
     student, teacher = features((1, 3, 4, 4), (1, 5, 4, 4))
-    with pytest.raises(FakdError, match="adapter"):
+    with pytest.raises(RuntimeError, match="adapter"):
         FitNetLoss()(student, teacher)
     loss = FitNetLoss()
     loss.build_adapter(3, 5)

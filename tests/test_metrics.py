@@ -67,7 +67,7 @@ def test_size_mismatch_and_bad_shapes_are_clear_errors():
     hr = torch.zeros(3, 40, 40, dtype=torch.uint8)
     with pytest.raises(FakdError, match="SR image"):
         psnr(torch.zeros(3, 38, 40, dtype=torch.uint8), hr, scale=2)
-    with pytest.raises(FakdError, match="RGB"):
+    with pytest.raises(ValueError, match="RGB"):
         psnr(torch.zeros(1, 40, 40, dtype=torch.uint8), hr, scale=2)
 
 

@@ -56,7 +56,7 @@ def affinity_row(feat: Tensor, pixel: tuple[int, int]) -> np.ndarray:
     if feat.dim() == 3:
         feat = feat.unsqueeze(0)
     if feat.dim() != 4 or feat.shape[0] != 1:
-        raise FakdError(f"affinity_row takes one feature map (C, h, w) or (1, C, h, w), got {tuple(feat.shape)}")
+        raise ValueError(f"affinity_row takes one feature map (C, h, w) or (1, C, h, w), got {tuple(feat.shape)}")
     height, width = feat.shape[-2:]
     position = pixel_to_position(pixel, size=(height, width))
     unit = normalise_positions(feat.double())[0]  # (C, N)

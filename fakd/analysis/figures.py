@@ -20,8 +20,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from fakd.errors import FakdError  # noqa: E402
-
 AFFINITY_MAP = "magma"
 DIFFERENCE_MAP = "RdBu_r"
 
@@ -55,7 +53,7 @@ def as_display_image(image) -> np.ndarray:
         image = tensor.permute(1, 2, 0).numpy()
     array = np.asarray(image)
     if array.ndim != 3 or array.shape[2] != 3:
-        raise FakdError(f"expected an RGB image (H, W, 3) or (3, H, W), got shape {array.shape}")
+        raise ValueError(f"expected an RGB image (H, W, 3) or (3, H, W), got shape {array.shape}")
     return array
 
 
@@ -90,7 +88,7 @@ def affinity_figure(image, views: Sequence[dict], *, pixel: tuple[int, int], tit
     ``views`` are ``fakd.analysis.affinity_view.compare_affinities`` entries; ``image`` is the LR image.
     """
     if not views:
-        raise FakdError("no taps to show")
+        raise ValueError("no taps to show")
     image = as_display_image(image)
     figure, axes = plt.subplots(len(views), 4, figsize=(17, 3.9 * len(views)), squeeze=False)
     for axis_row, view in zip(axes, views):
@@ -115,7 +113,7 @@ def crops_figure(images: dict[str, np.ndarray], *, box: tuple[int, int, int], ti
                  scores: dict[str, str] | None = None) -> plt.Figure:
     """Each image whole, with the crop ``box`` = (top, left, size) outlined and shown zoomed in an inset."""
     if not images:
-        raise FakdError("no images to show")
+        raise ValueError("no images to show")
     top, left, size = box
     figure, axes = plt.subplots(1, len(images), figsize=(4.2 * len(images), 4.6), squeeze=False)
     for axis, (name, image) in zip(axes[0], images.items()):

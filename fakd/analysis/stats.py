@@ -23,7 +23,7 @@ from fakd.errors import FakdError
 def mean_ci(values: Sequence[float], *, confidence: float = 0.95) -> tuple[float, float, int]:
     """(mean, CI half-width, n) of ``values`` (NaNs dropped); half-width NaN for fewer than 2 values."""
     if not 0 < confidence < 1:
-        raise FakdError(f"confidence must be in (0, 1), got {confidence}")
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     array = np.asarray(list(values), dtype=np.float64)
     array = array[~np.isnan(array)]
     count = int(array.size)
@@ -51,7 +51,7 @@ def summarize_over_seeds(table: pd.DataFrame, *, by: Sequence[str], value: str,
     """One row per group ``by``: ``mean``, ``ci`` (half-width), ``n`` of column ``value``, groups in order."""
     missing = [name for name in [*by, value] if name not in table.columns]
     if missing:
-        raise FakdError(f"the table has no column(s) {missing} (columns: {', '.join(map(str, table.columns))})")
+        raise ValueError(f"the table has no column(s) {missing} (columns: {', '.join(map(str, table.columns))})")
     rows = []
     for key, group in table.groupby(list(by), sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
@@ -87,7 +87,7 @@ def paired_differences(per_image: pd.DataFrame, *, group: str, baseline: str, va
     needed = [group, value, *match]
     missing = [name for name in needed if name not in per_image.columns]
     if missing:
-        raise FakdError(f"per-image table has no column(s) {missing}")
+        raise ValueError(f"per-image table has no column(s) {missing}")
     if baseline not in set(per_image[group]):
         raise FakdError(f"baseline {baseline!r} not among {sorted(set(per_image[group]))}")
     keys = list(match)

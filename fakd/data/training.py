@@ -153,7 +153,7 @@ class TrainingPatches:
     def patch_draws(self, iteration: int, batch_size: int) -> list[PatchDraw]:
         """The random choices behind ``batch(iteration, batch_size)``: a pure function of (seed, iteration)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise FakdError(f"batch_size must be a positive integer, got {batch_size!r}")
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         generator = torch.Generator().manual_seed(_generator_seed(self.seed, iteration))
         image_index = torch.randint(len(self._hr), (batch_size,), generator=generator).tolist()
         position = torch.rand(batch_size, 2, generator=generator, dtype=torch.float64).tolist()

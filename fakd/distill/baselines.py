@@ -35,7 +35,7 @@ def check_same_shape(first: Tensor, second: Tensor, *, what: str, channels: bool
     first_shape, second_shape = tuple(first.shape), tuple(second.shape)
     got = f"got {names[0]} {first_shape} and {names[1]} {second_shape}"
     if first.dim() != 4 or second.dim() != 4:
-        raise FakdError(f"{what} needs (B, C, H, W) maps, {got}")
+        raise ValueError(f"{what} needs (B, C, H, W) maps, {got}")
     dims = (0, 1, 2, 3) if channels else (0, 2, 3)
     if any(first_shape[d] != second_shape[d] for d in dims):
         need = "shapes" if channels else "batch and spatial sizes"
@@ -83,7 +83,7 @@ class FitNetLoss(nn.Module):
         if self.adapter is not None:
             student_feat = self.adapter(student_feat)
         elif student_feat.dim() == 4 and student_feat.shape[1] != teacher_feat.shape[1]:
-            raise FakdError(f"FitNet: student has {student_feat.shape[1]} channels and teacher "
+            raise RuntimeError(f"FitNet: student has {student_feat.shape[1]} channels and teacher "
                             f"{teacher_feat.shape[1]}; give student_channels/teacher_channels or "
                             f"call DistillationObjective.prepare so a 1x1 adapter is built")
         check_same_shape(student_feat, teacher_feat, what="FitNet", channels=True)

@@ -58,11 +58,11 @@ class DistillationTerm:
         if isinstance(config, DistillationTerm):
             return config
         if not isinstance(config, Mapping):
-            raise FakdError(f"a distillation term must be a dict, got {type(config).__name__}")
+            raise TypeError(f"a distillation term must be a dict, got {type(config).__name__}")
         missing = [key for key in ("method", "weight", "student_taps", "teacher_taps")
                    if key not in config]
         if missing:
-            raise FakdError(f"distillation term {dict(config)} lacks {', '.join(missing)}")
+            raise ValueError(f"distillation term {dict(config)} lacks {', '.join(missing)}")
         fields = ("method", "weight", "student_taps", "teacher_taps", "name", "options")
         options = {**config.get("options", {}),
                    **{key: value for key, value in config.items() if key not in fields}}
@@ -108,7 +108,7 @@ class DistillationObjective(nn.Module):
         if term.method not in FEATURE_METHODS:
             hint = {"kd": " (output distillation is the alpha term)",
                     "none": " (no distillation is alpha=0 and no terms)"}.get(term.method, "")
-            raise FakdError(f"unknown distillation method {term.method!r}{hint}; feature terms "
+            raise ValueError(f"unknown distillation method {term.method!r}{hint}; feature terms "
                             f"are {', '.join(FEATURE_METHODS)} (all methods: "
                             f"{', '.join(KNOWN_METHODS)})")
         weight = term.weight
@@ -124,7 +124,7 @@ class DistillationObjective(nn.Module):
             raise FakdError(f"term {term.label!r}: method {term.method!r} needs at least "
                             f"{needed} tap pair(s)")
         if term.label in self.losses or term.label in RESERVED_NAMES:
-            raise FakdError(f"term name {term.label!r} is used twice or reserved; give each term "
+            raise ValueError(f"term name {term.label!r} is used twice or reserved; give each term "
                             f"a distinct 'name'")
 
     @staticmethod
@@ -173,7 +173,7 @@ class DistillationObjective(nn.Module):
         total = (1 - self.alpha) * values["l1_hr"]
         if self.alpha > 0:
             if teacher_sr is None:
-                raise FakdError(f"alpha={self.alpha} asks for output distillation but no "
+                raise ValueError(f"alpha={self.alpha} asks for output distillation but no "
                                 f"teacher_sr was given")
             values["l1_teacher"] = F.l1_loss(student_sr, teacher_sr.detach())
             total = total + self.alpha * values["l1_teacher"]
@@ -226,7 +226,7 @@ class DistillationObjective(nn.Module):
 
 def _feature(features: Mapping[str, Tensor], tap: str, owner: str) -> Tensor:
     if tap not in features:
-        raise FakdError(f"no {owner} feature for tap {tap!r} (have: "
+        raise RuntimeError(f"no {owner} feature for tap {tap!r} (have: "
                         f"{', '.join(features) or 'none'}); tap the {owner} with FeatureTaps")
     return features[tap]
 

@@ -63,7 +63,7 @@ class FeatureTaps:
 
     def _resolve(self, name: str) -> nn.Module:
         if not isinstance(name, str) or not name:
-            raise FakdError(f"tap name must be a non-empty dotted module path, got {name!r}")
+            raise TypeError(f"tap name must be a non-empty dotted module path, got {name!r}")
         valid = valid_tap_names(self.model)
         if name not in valid:
             raise FakdError(f"unknown tap {name!r} in {type(self.model).__name__}; "
@@ -76,10 +76,10 @@ class FeatureTaps:
     def _recorder(self, name: str):
         def record(module: nn.Module, args, output) -> None:
             if name in self.features:
-                raise FakdError(f"tapped module {name!r} ran twice in one forward pass; tap a "
+                raise RuntimeError(f"tapped module {name!r} ran twice in one forward pass; tap a "
                                 f"module that runs once per call")
             if not isinstance(output, Tensor):
-                raise FakdError(f"tapped module {name!r} returned {type(output).__name__}, "
+                raise TypeError(f"tapped module {name!r} returned {type(output).__name__}, "
                                 f"not a tensor")
             self.features[name] = output
         return record
@@ -98,7 +98,7 @@ class FeatureTaps:
         try:
             return self.features[name]
         except KeyError:
-            raise FakdError(f"no feature captured for tap {name!r}: run the model first "
+            raise RuntimeError(f"no feature captured for tap {name!r}: run the model first "
                             f"(captured: {', '.join(self.features) or 'none'})") from None
 
     def __enter__(self) -> "FeatureTaps":

@@ -115,7 +115,7 @@ class RunConfig:
     def role(self, name: str) -> RoleSettings:
         """Settings of ``teacher`` or ``student``."""
         if name not in ("teacher", "student"):
-            raise FakdError(f"unknown role {name!r}: use teacher or student")
+            raise ValueError(f"unknown role {name!r}: use teacher or student")
         return getattr(self, name)
 
     def to_dict(self) -> dict[str, Any]:

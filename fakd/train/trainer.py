@@ -64,7 +64,7 @@ def build_role_model(config: RunConfig, role: str) -> nn.Module:
 def job_description(*, role: str, config: RunConfig, teacher_checkpoint: str | Path | None) -> dict[str, Any]:
     """What makes two runs the same job (stored in job.json and compared on --resume)."""
     if role not in ROLES:
-        raise FakdError(f"unknown role {role!r}: use {', '.join(ROLES)}")
+        raise ValueError(f"unknown role {role!r}: use {', '.join(ROLES)}")
     settings = config.role("teacher" if role == "teacher" else "student")
     job: dict[str, Any] = {"role": role, "model": settings.model.preset, "overrides": settings.model.overrides}
     if role == "distill":

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 from fakd.data.image_io import tensor_to_image
-from fakd.errors import FakdError
 
 DEFAULT_TILE = 192
 DEFAULT_OVERLAP = 32
@@ -39,7 +38,7 @@ def tile_starts(length: int, tile: int) -> list[int]:
 
 def _check_tiling(tile: int, overlap: int) -> None:
     if tile < 1 or overlap < 0:
-        raise FakdError(f"tile must be ≥ 1 and overlap ≥ 0, got tile={tile}, overlap={overlap}")
+        raise ValueError(f"tile must be ≥ 1 and overlap ≥ 0, got tile={tile}, overlap={overlap}")
 
 
 def _core_size(height: int, width: int, *, tile: int, overlap: int) -> tuple[int, int]:
@@ -82,7 +81,7 @@ def upscale_tiled(
 ) -> torch.Tensor:
     """``model(lr)`` for a (1, 3, h, w) float batch, computed tile by tile; returns (1, 3, h·s, w·s)."""
     if lr.dim() != 4 or lr.shape[0] != 1:
-        raise FakdError(f"upscale_tiled takes one image as a (1, C, H, W) batch, got {tuple(lr.shape)}")
+        raise ValueError(f"upscale_tiled takes one image as a (1, C, H, W) batch, got {tuple(lr.shape)}")
     _check_tiling(tile, overlap)
     _, _, height, width = lr.shape
     output = None
@@ -120,7 +119,7 @@ def upscale_bands(
     (``fakd.data.image_io.tensor_to_image``). ``on_tile`` is called after each model call.
     """
     if lr.dtype != torch.uint8 or lr.dim() != 3 or lr.shape[0] != 3:
-        raise FakdError(f"upscale_bands takes a uint8 (3, H, W) image, got {lr.dtype} {tuple(lr.shape)}")
+        raise ValueError(f"upscale_bands takes a uint8 (3, H, W) image, got {lr.dtype} {tuple(lr.shape)}")
     _check_tiling(tile, overlap)
     _, height, width = lr.shape
     for band_top in band_starts(height, width, tile=tile, overlap=overlap):
