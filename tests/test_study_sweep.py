@@ -77,6 +77,7 @@ def held_grid(tmp_path):
     return grid_path, hold
 
 
+@pytest.mark.slow
 def test_embedded_cluster_gives_the_rows_of_the_notebook_runner(tmp_path, held_grid):
     grid_path, _ = held_grid
     grid = load_grid(grid_path)
