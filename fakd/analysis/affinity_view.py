@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fakd.distill import FeatureTaps, affinity_loss, normalise_positions, resolve_taps
+from fakd.distill import FeatureTaps, affinity_loss, check_tap_pairs, normalise_positions, resolve_taps
 from fakd.errors import FakdError
 
 
@@ -101,9 +101,7 @@ def compare_affinities(teacher: nn.Module, student: nn.Module, lr: Tensor, *, pi
     """
     student_names = resolve_taps(student, None if taps is None else list(taps))
     teacher_names = resolve_taps(teacher, list(teacher_taps) if teacher_taps is not None else student_names)
-    if len(student_names) != len(teacher_names):
-        raise FakdError(f"{len(student_names)} student taps but {len(teacher_names)} teacher taps: "
-                        f"they are paired one to one")
+    check_tap_pairs(student_names, teacher_names, what="the affinity comparison")
     student_features = tap_features(student, lr, student_names)
     teacher_features = tap_features(teacher, lr, teacher_names)
     views = []

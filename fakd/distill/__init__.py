@@ -7,12 +7,12 @@ from fakd.distill.baselines import (AttentionTransferLoss, ChannelAffinityLoss, 
                                     fsp_matrix)
 from fakd.distill.methods import FEATURE_METHODS, KNOWN_METHODS, METHODS, Method, check_methods
 from fakd.distill.objective import DistillationObjective, DistillationTerm, objective_for
-from fakd.distill.taps import FeatureTaps, resolve_taps, valid_tap_names
+from fakd.distill.taps import FeatureTaps, check_tap_pairs, resolve_taps, valid_tap_names
 
 __all__ = [
     "AttentionTransferLoss", "ChannelAffinityLoss", "DistillationObjective", "DistillationTerm",
     "FEATURE_METHODS", "FSPLoss", "FeatureAffinityLoss", "FeatureTaps", "FitNetLoss",
     "KNOWN_METHODS", "METHODS", "Method", "affinity_loss", "attention_map", "channel_affinity",
-    "check_methods", "fsp_matrix", "normalise_positions", "objective_for", "resolve_taps",
+    "check_methods", "check_tap_pairs", "fsp_matrix", "normalise_positions", "objective_for", "resolve_taps",
     "spatial_affinity", "valid_tap_names",
 ]

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from fakd.distill.baselines import FitNetLoss, check_same_shape
 from fakd.distill.methods import FEATURE_METHODS, KNOWN_METHODS, METHODS, build_loss, check_methods
+from fakd.distill.taps import check_tap_pairs
 from fakd.errors import FakdError
 
 RESERVED_NAMES = ("total", "l1_hr", "l1_teacher")
@@ -115,10 +116,7 @@ class DistillationObjective(nn.Module):
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
             raise FakdError(f"term {term.label!r}: weight must be a non-negative number, "
                             f"got {weight!r}")
-        if len(term.student_taps) != len(term.teacher_taps):
-            raise FakdError(f"term {term.label!r}: {len(term.student_taps)} student taps "
-                            f"{list(term.student_taps)} but {len(term.teacher_taps)} teacher taps "
-                            f"{list(term.teacher_taps)}; they are paired one to one")
+        check_tap_pairs(term.student_taps, term.teacher_taps, what=f"term {term.label!r}")
         needed = METHODS[term.method].min_tap_pairs
         if len(term.student_taps) < needed:
             raise FakdError(f"term {term.label!r}: method {term.method!r} needs at least "

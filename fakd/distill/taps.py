@@ -49,6 +49,13 @@ def resolve_taps(model: nn.Module, names=None) -> list[str]:
     return names
 
 
+def check_tap_pairs(student_taps, teacher_taps, *, what: str) -> None:
+    """Student and teacher taps are paired one to one: equal counts, else FakdError naming ``what``."""
+    if len(student_taps) != len(teacher_taps):
+        raise FakdError(f"{what}: {len(student_taps)} student taps {list(student_taps)} but "
+                        f"{len(teacher_taps)} teacher taps {list(teacher_taps)}; they are paired one to one")
+
+
 class FeatureTaps:
     """Forward hooks on ``model``'s submodules ``names``; ``.features`` is ``{name: tensor}``."""
 
