@@ -43,7 +43,8 @@ def measure(profile: str, patch_sizes: list[int], *, repeats: int, warmup: int, 
     from fakd.distill import FeatureTaps
     from fakd.train.config import load_run_config
     from fakd.train.distillation import build_objective
-    from fakd.train.trainer import build_role_model, compute_loss
+    from fakd.train.setup import build_role_model
+    from fakd.train.trainer import compute_loss
 
     torch.set_num_threads(threads)
     config = load_run_config(profile, overrides)

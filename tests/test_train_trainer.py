@@ -214,7 +214,7 @@ def test_out_dir_rules(reference_run, tmp_path):
 
 @pytest.mark.parametrize("schedule", ["multistep", "cosine"])
 def test_schedules(schedule):
-    from fakd.train.trainer import make_scheduler
+    from fakd.train.setup import make_scheduler
 
     config = load_run_config("smoke", [f"student.schedule={schedule}", "student.lr=1e-3",
                                        "student.milestones=[0.5,0.75]", "student.min_lr=1e-5"])

@@ -1,8 +1,8 @@
 """One training loop for the three jobs: teacher (L1 to HR), student alone, distilled student.
 
-``train_run(...)`` builds the model from the run's config, the objective (plain L1 for
-``teacher``/``student``; ``DistillationObjective`` with a frozen eval-mode teacher for
-``distill``), Adam and the schedule, then iterates over ``TrainingPatches.batch(i, B)`` — a pure
+``train_run(...)`` sets the run up (``fakd.train.setup``: the model from the run's config, the
+objective — plain L1 for ``teacher``/``student``; ``DistillationObjective`` with a frozen eval-mode
+teacher for ``distill`` —, Adam and the schedule), then iterates over ``TrainingPatches.batch(i, B)`` — a pure
 function of (seed, i), so a run resumed from ``last.pt`` sees the same batches and, on CPU with the
 same thread count, ends bitwise equal to an uninterrupted one. Validation PSNR on the patches'
 held-out validation images picks ``best.pt`` (never a test set). A non-finite loss stops the run
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,57 +24,14 @@ from fakd.device import resolve_device
 from fakd.distill import DistillationObjective, FeatureTaps
 from fakd.errors import FakdError
 from fakd.malloc import malloc_is_tuned
-from fakd.models import build_model, count_parameters
+from fakd.models import count_parameters
 from fakd.train.config import RunConfig
 from fakd.train.data import open_training_patches, validation_psnr
-from fakd.train.distillation import build_objective
-from fakd.train.rng import capture_rng_state, restore_rng_state
+from fakd.train.rng import capture_rng_state
 from fakd.train.rundir import RunDirectory, git_commit
-from fakd.zoo.checkpoint import load_checkpoint, load_model_from_checkpoint, save_checkpoint
-from fakd.zoo.pretrained import file_sha256, resolve_checkpoint_path
-
-ROLES = ("teacher", "student", "distill")
-
-
-@dataclass
-class TrainingState:
-    """What the loop carries between iterations (and what ``last.pt`` restores)."""
-
-    iteration: int = 0
-    best_val_psnr: float | None = None
-    best_iteration: int | None = None
-    elapsed_seconds: float = 0.0
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, settings, iterations: int):
-    """Multi-step (milestones as fractions of the run, factor ``gamma``) or cosine to ``min_lr``."""
-    if settings.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations, eta_min=settings.min_lr)
-    milestones = sorted({max(1, round(fraction * iterations)) for fraction in settings.milestones})
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=settings.gamma)
-
-
-def build_role_model(config: RunConfig, role: str) -> nn.Module:
-    """The trained network: the teacher preset for ``teacher``, the student preset otherwise."""
-    settings = config.role("teacher" if role == "teacher" else "student")
-    return build_model(settings.model.preset, scale=config.scale, **settings.model.overrides)
-
-
-def job_description(*, role: str, config: RunConfig, teacher_checkpoint: str | Path | None) -> dict[str, Any]:
-    """What makes two runs the same job (stored in job.json and compared on --resume)."""
-    if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}: use {', '.join(ROLES)}")
-    settings = config.role("teacher" if role == "teacher" else "student")
-    job: dict[str, Any] = {"role": role, "model": settings.model.preset, "overrides": settings.model.overrides}
-    if role == "distill":
-        if teacher_checkpoint is None:
-            raise FakdError("distillation needs a teacher checkpoint (--teacher CKPT)")
-        path = resolve_checkpoint_path(teacher_checkpoint)  # a file or fakd:<name>
-        if not path.is_file():
-            raise FakdError(f"teacher checkpoint {str(path)!r} not found")
-        job["teacher_checkpoint"] = str(path.resolve())
-        job["teacher_sha256"] = file_sha256(path)
-    return job
+from fakd.train.setup import (TrainingState, build_role_model, job_description, make_scheduler, prepare_adapters,
+                              restore_training_state, teacher_and_objective)
+from fakd.zoo.checkpoint import save_checkpoint
 
 
 def train_run(
@@ -143,12 +99,12 @@ class Training:
         run_dir = RunDirectory(out)
         torch.manual_seed(config.seed)
         model = build_role_model(config, role).to(device)
-        teacher, objective = _teacher_and_objective(config, role=role, model=model,
+        teacher, objective = teacher_and_objective(config, role=role, model=model,
                                                     teacher_checkpoint=teacher_checkpoint, device=device)
         patches = open_training_patches(config, data_root=data_root)
         objective = objective.to(device)
         if teacher is not None and objective.terms:
-            _prepare_adapters(objective, model, teacher, patches, device)
+            prepare_adapters(objective, model, teacher, patches, device)
         training = cls(config=config, role=role, device=device, run_dir=run_dir, job=job, model=model,
                        teacher=teacher, objective=objective, patches=patches)
         training.prepare_run_folder(resume=resume, overwrite=overwrite)
@@ -159,7 +115,7 @@ class Training:
         resuming = self.run_dir.prepare(config=self.config.to_dict(), job=self.job, resume=resume,
                                         overwrite=overwrite)
         if resuming and self.run_dir.last_checkpoint.is_file():
-            self.state = _restore(self.run_dir.last_checkpoint, self.model, self.objective, self.optimizer,
+            self.state = restore_training_state(self.run_dir.last_checkpoint, self.model, self.objective, self.optimizer,
                                   self.scheduler, self.scaler)
         if resuming:
             self.run_dir.truncate_metrics(self.state.iteration)
@@ -307,17 +263,6 @@ def _summary_base(training: Training) -> dict[str, Any]:
     }
 
 
-def _teacher_and_objective(config: RunConfig, *, role: str, model: nn.Module, teacher_checkpoint,
-                           device: torch.device) -> tuple[nn.Module | None, DistillationObjective]:
-    """The frozen teacher (None when the objective never runs it) and the objective of the role."""
-    if role != "distill":
-        return None, DistillationObjective(alpha=0.0)
-    teacher = load_model_from_checkpoint(teacher_checkpoint, device, scale=config.scale)
-    teacher.requires_grad_(False).eval()
-    objective = build_objective(config.distill, student=model, teacher=teacher)
-    return (teacher if objective.needs_teacher else None), objective
-
-
 def compute_loss(model, teacher, objective, lr_batch, hr_batch, *, student_taps=None, teacher_taps=None):
     """One forward pass of the objective: teacher (frozen, no_grad) first, then the student.
 
@@ -358,35 +303,3 @@ class _PairedTaps:
             self.teacher.remove()
 
 
-def _prepare_adapters(objective: DistillationObjective, model: nn.Module, teacher: nn.Module, patches, device) -> None:
-    """Let the objective size its learnable adapters (FitNet) from one sample pass."""
-    lr_batch, _ = patches.batch(0, 1)
-    lr_batch = lr_batch.to(device)
-    with torch.no_grad(), FeatureTaps(model, objective.student_taps) as student_taps, \
-            FeatureTaps(teacher, objective.teacher_taps) as teacher_taps:
-        model(lr_batch)
-        teacher(lr_batch)
-        objective.prepare(dict(student_taps.features), dict(teacher_taps.features))
-
-
-def _restore(path: Path, model, objective, optimizer, scheduler, scaler) -> TrainingState:
-    """Load ``last.pt`` into the live objects; returns the loop state it recorded."""
-    payload = load_checkpoint(path)
-    if "optimizer_state" not in payload:
-        raise FakdError(f"{path} holds no training state (optimizer, RNG); cannot resume from it")
-    try:
-        model.load_state_dict(payload["model_state"])
-        objective.load_state_dict(payload["objective_state"])
-        optimizer.load_state_dict(payload["optimizer_state"])
-        scheduler.load_state_dict(payload["scheduler_state"])
-        if scaler is not None and payload.get("scaler_state"):
-            scaler.load_state_dict(payload["scaler_state"])
-    except (RuntimeError, ValueError, KeyError) as error:
-        raise FakdError(f"cannot resume from {path}: it does not fit this run ({str(error).splitlines()[0]})") from None
-    restore_rng_state(payload["rng_state"])
-    return TrainingState(
-        iteration=int(payload["iteration"]),
-        best_val_psnr=payload.get("best_val_psnr"),
-        best_iteration=payload.get("best_iteration"),
-        elapsed_seconds=float(payload.get("elapsed_seconds", 0.0)),
-    )
