@@ -19,11 +19,12 @@ from fakd.errors import FakdError
 def check_scale(scale, *, supported: Collection[int] | None = None) -> int:
     """``scale`` as an int: a whole number ≥ 2 (numpy integers and whole floats too), and one of
     ``supported`` when given; anything else → FakdError."""
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale) \
-            or scale != int(scale) or scale < 2:
-        raise FakdError(f"scale must be a whole number >= 2, got {scale!r}")
-    if supported is not None and int(scale) not in supported:
+    whole = not isinstance(scale, bool) and isinstance(scale, numbers.Real) and math.isfinite(scale) \
+        and scale == int(scale) and scale >= 2
+    if supported is not None and not (whole and int(scale) in supported):
         raise FakdError(f"unsupported scale {scale!r}: use one of {sorted(supported)}")
+    if not whole:
+        raise FakdError(f"scale must be a whole number >= 2, got {scale!r}")
     return int(scale)
 
 

@@ -88,7 +88,7 @@ def test_prepare_builds_fitnet_adapters_from_sample_features():
     objective = DistillationObjective(terms=[
         {"method": "fitnet", "weight": 1.0, "student_taps": ["a", "b"], "teacher_taps": ["A", "B4"]}])
     assert not list(objective.parameters())
-    with pytest.raises(FakdError, match="prepare"):
+    with pytest.raises(RuntimeError, match="prepare"):  # a programming error: the trainer prepares
         objective(**data)
     objective.prepare(data["student_features"], data["teacher_features"])
     adapters = [loss.adapter for loss in objective.losses["fitnet"]]
