@@ -173,7 +173,7 @@ def bicubic_downscale_banded(hr: np.ndarray, *, scale: int, band: int = DOWNSCAL
     height, width = hr.shape[:2]
     if hr.dtype != np.uint8 or hr.ndim != 3 or height % scale or width % scale:
         raise ValueError(f"bicubic_downscale_banded takes uint8 (H, W, 3) with sides multiple of {scale}, "
-                        f"got {hr.dtype} {hr.shape}")
+                         f"got {hr.dtype} {hr.shape}")
     lr_height, margin = height // scale, 3
     bands = []
     for top in range(0, lr_height, band):

@@ -84,8 +84,8 @@ class FitNetLoss(nn.Module):
             student_feat = self.adapter(student_feat)
         elif student_feat.dim() == 4 and student_feat.shape[1] != teacher_feat.shape[1]:
             raise RuntimeError(f"FitNet: student has {student_feat.shape[1]} channels and teacher "
-                            f"{teacher_feat.shape[1]}; give student_channels/teacher_channels or "
-                            f"call DistillationObjective.prepare so a 1x1 adapter is built")
+                               f"{teacher_feat.shape[1]}; give student_channels/teacher_channels or "
+                               f"call DistillationObjective.prepare so a 1x1 adapter is built")
         check_same_shape(student_feat, teacher_feat, what="FitNet", channels=True)
         return F.mse_loss(student_feat, teacher_feat.detach().to(student_feat.dtype))
 

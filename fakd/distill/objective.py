@@ -110,8 +110,8 @@ class DistillationObjective(nn.Module):
             hint = {"kd": " (output distillation is the alpha term)",
                     "none": " (no distillation is alpha=0 and no terms)"}.get(term.method, "")
             raise ValueError(f"unknown distillation method {term.method!r}{hint}; feature terms "
-                            f"are {', '.join(FEATURE_METHODS)} (all methods: "
-                            f"{', '.join(KNOWN_METHODS)})")
+                             f"are {', '.join(FEATURE_METHODS)} (all methods: "
+                             f"{', '.join(KNOWN_METHODS)})")
         weight = term.weight
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
             raise FakdError(f"term {term.label!r}: weight must be a non-negative number, "
@@ -123,7 +123,7 @@ class DistillationObjective(nn.Module):
                             f"{needed} tap pair(s)")
         if term.label in self.losses or term.label in RESERVED_NAMES:
             raise ValueError(f"term name {term.label!r} is used twice or reserved; give each term "
-                            f"a distinct 'name'")
+                             f"a distinct 'name'")
 
     @staticmethod
     def _build_loss(term: DistillationTerm) -> nn.Module:
@@ -172,7 +172,7 @@ class DistillationObjective(nn.Module):
         if self.alpha > 0:
             if teacher_sr is None:
                 raise ValueError(f"alpha={self.alpha} asks for output distillation but no "
-                                f"teacher_sr was given")
+                                 f"teacher_sr was given")
             values["l1_teacher"] = F.l1_loss(student_sr, teacher_sr.detach())
             total = total + self.alpha * values["l1_teacher"]
         for term in self.terms:
@@ -225,7 +225,7 @@ class DistillationObjective(nn.Module):
 def _feature(features: Mapping[str, Tensor], tap: str, owner: str) -> Tensor:
     if tap not in features:
         raise RuntimeError(f"no {owner} feature for tap {tap!r} (have: "
-                        f"{', '.join(features) or 'none'}); tap the {owner} with FeatureTaps")
+                           f"{', '.join(features) or 'none'}); tap the {owner} with FeatureTaps")
     return features[tap]
 
 

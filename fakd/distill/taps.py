@@ -84,7 +84,7 @@ class FeatureTaps:
         def record(module: nn.Module, args, output) -> None:
             if name in self.features:
                 raise RuntimeError(f"tapped module {name!r} ran twice in one forward pass; tap a "
-                                f"module that runs once per call")
+                                   f"module that runs once per call")
             if not isinstance(output, Tensor):
                 raise TypeError(f"tapped module {name!r} returned {type(output).__name__}, "
                                 f"not a tensor")
@@ -106,7 +106,7 @@ class FeatureTaps:
             return self.features[name]
         except KeyError:
             raise RuntimeError(f"no feature captured for tap {name!r}: run the model first "
-                            f"(captured: {', '.join(self.features) or 'none'})") from None
+                               f"(captured: {', '.join(self.features) or 'none'})") from None
 
     def __enter__(self) -> "FeatureTaps":
         return self
