@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from fakd.study.render import ANALYSIS_FILE, PROFILE_CAVEATS, ReportEntry, write_report
+from fakd.study.render import ANALYSIS_FILE, PROFILE_CAVEATS, ReportEntry, report_markdown, write_report
 
 HEADLINE = pd.DataFrame({"model": ["FAKD", "no KD"], "Set5": ["20.00 / 0.5", "20.10 / 0.5"]})
 SUMMARY = "No: FAKD was significantly worse than no KD on every test set (p<0.001)."
@@ -35,3 +35,19 @@ def test_the_index_links_the_analysis_only_when_the_folder_has_one(tmp_path):
     assert f'<a href="{ANALYSIS_FILE}">{ANALYSIS_FILE}</a>' in index.read_text()
     assert f"[{ANALYSIS_FILE}]({ANALYSIS_FILE})" in readme.read_text()
     assert analysis.read_text() == "# Analysis\nwritten by hand\n"  # never touched
+
+
+def test_report_markdown_has_headline_links_and_provenance(tmp_path):
+    headline = pd.DataFrame({"model": ["student", "student + FAKD"], "Set5": ["31.00 / 0.8800", "31.20 / 0.8850"]})
+    (tmp_path / "html").mkdir()
+    text = report_markdown(
+        tmp_path, title="Study", headline=headline, summary="FAKD beat the baseline by 0.2 dB.",
+        entries=[ReportEntry("Teacher", page=tmp_path / "html" / "t.html", status="reused", note="3 s"),
+                 ReportEntry("Sweep", status="1 failed")],
+        provenance={"git commit": "abc123"},
+    )
+    assert "| model | Set5 |" in text and "| student + FAKD | 31.20 / 0.8850 |" in text
+    assert "- [Teacher](html/t.html): reused — 3 s" in text
+    assert "- Sweep: 1 failed" in text
+    assert "FAKD beat the baseline by 0.2 dB." in text
+    assert "- git commit: `abc123`" in text
