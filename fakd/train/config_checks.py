@@ -85,7 +85,7 @@ def _validate_ranges(config) -> None:
 
 
 def _preset_config(preset: str) -> dict[str, Any]:
-    from fakd.models.registry import PRESETS
+    from fakd.models.registry import PRESETS  # here too: torch stays out of `fakd … --help`
 
     if preset not in PRESETS:
         raise FakdError(f"unknown model preset {preset!r}: known ones are {sorted(PRESETS)}")
