@@ -15,7 +15,9 @@ PUBLISHED_BICUBIC = {
 }
 
 
-@pytest.mark.parametrize("dataset, scale", sorted(PUBLISHED_BICUBIC))
+@pytest.mark.parametrize("dataset, scale", [  # B100 (100 images) takes seconds per scale: slow
+    pytest.param(dataset, scale, marks=[pytest.mark.slow] if dataset == "B100" else [])
+    for dataset, scale in sorted(PUBLISHED_BICUBIC)])
 def test_bicubic_reproduces_published_rows(shared_data, tmp_path, dataset, scale, capsys):
     out = tmp_path / "bicubic.json"
     code = main(["evaluate", "--model", "bicubic", "--dataset", dataset, "--scale", str(scale),

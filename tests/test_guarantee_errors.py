@@ -213,6 +213,7 @@ def test_too_small_image_names_the_file(tmp_path, capsys):
 
 # -- the installed command ---------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_subprocess_lines(checkpoint, tmp_path):
     """The same promises through the console entry point, in real processes."""
     a_file = tmp_path / "a_file"
@@ -247,6 +248,7 @@ def _stderr_on_a_terminal(*args) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+@pytest.mark.slow
 def test_progress_bars_only_on_a_terminal(checkpoint, tmp_path):
     random_image(tmp_path / "in" / "a.png", height=40, width=40)
     upscale = ["upscale", "--checkpoint", checkpoint, tmp_path / "in", "--tile", "16", "--overlap", "4"]

@@ -42,6 +42,7 @@ def holder(tmp_path):
         child.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_a_second_writer_fails_at_once_naming_the_holder(holder):
     folder, child = holder
     before = snapshot(folder)

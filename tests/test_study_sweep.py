@@ -185,6 +185,7 @@ def test_killed_worker_point_reruns_elsewhere_and_counts_once(tmp_path, held_gri
     assert json.loads((out / "failures.json").read_text()) == []
 
 
+@pytest.mark.slow
 def test_unanswering_scheduler_is_one_line_and_exit_2_within_seconds(tmp_path, held_grid):
     grid_path, _ = held_grid
     with socket.socket() as silent:  # accepts connections (backlog) and never answers
