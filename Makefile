@@ -4,10 +4,10 @@
 # `make test-fast` is the inner loop: the suite without the tests marked slow.
 
 PYTHON ?= python3
+CONSTRAINTS := constraints.txt
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-CONSTRAINTS := constraints.txt
 PROFILE ?= cpu
 WORKERS ?= 2
 # The data root: $FAKD_DATA_ROOT when set, else ../shared/data when it sits beside the checkout.

@@ -29,6 +29,8 @@ from fakd.zoo.pretrained import file_sha256, package_pretrained_dir, pretrained_
 
 RECORDED_SET = "Set5"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+# What a manifest entry's feature weight means (fakd.distill.objective: official units).
+WEIGHT_UNITS = "official: against L1 terms on 0-255 pixels"
 
 
 def export_pretrained(run_dir: str | Path, *, name: str, data_root: str | Path | None = None,
@@ -151,6 +153,7 @@ def _entry(*, name, target, digest, source, config, summary, job, run, recorded,
         "role": "teacher" if role == "teacher" else "student",
         "method": method,
         "weight": weight,
+        "weight_units": None if weight is None else WEIGHT_UNITS,
         "alpha": float(config.distill.alpha) if role == "distill" else None,
         "p": p,
         "taps": student_taps,
