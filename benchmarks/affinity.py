@@ -20,7 +20,7 @@ gradient Fs·sign(A_s − A_t) (B·N²·Cs) — over this machine's matmul rate,
 large single-precision matmul (best of 7) with the same thread count; each case reports it
 beside p=1.
 
-glibc's allocator matters (``fakd/engine/malloc.py``) and is read at process start, so
+glibc's allocator matters (``fakd/malloc.py``) and is read at process start, so
 ``--malloc-tuned`` re-executes this script with the tuned variables (those fakd uses for its own
 runs) and ``--both-allocators`` runs it twice in child processes (glibc defaults, then tuned).
 
@@ -55,7 +55,7 @@ import torch
 
 from fakd.device import resolve_device
 from fakd.distill import affinity_loss, spatial_affinity
-from fakd.engine.malloc import TUNED_MALLOC_VARIABLES, malloc_is_tuned, tuned_malloc_env, untuned_malloc_env
+from fakd.malloc import TUNED_MALLOC_VARIABLES, malloc_is_tuned, tuned_malloc_env, untuned_malloc_env
 
 CHANNELS = 64
 DEFAULT_CASES = "16x24,16x48,16x96,1x256"

@@ -1,11 +1,11 @@
 """Time per training step: student alone, output KD, FAKD (exact p=1), FAKD p=2 — side by side.
 
-Each step is the trainer's own step (``fakd.engine.trainer.compute_loss`` + backward + Adam), with
+Each step is the trainer's own step (``fakd.train.trainer.compute_loss`` + backward + Adam), with
 the profile's teacher/student presets, batch size and scale, at the profile's LR patch size and at
 the paper's (48). Variants are interleaved round by round so that load from other processes on a
 shared machine hits them alike; the table reports medians and ratios to the output-KD step.
 
-The allocator matters (see ``fakd/engine/malloc.py``), and it is set when a process starts, so the
+The allocator matters (see ``fakd/malloc.py``), and it is set when a process starts, so the
 measurements run in child processes: once with glibc's defaults and once with the tuned settings.
 
     python benchmarks/kd_step.py                       # cpu profile, patches 24 and 48, both mallocs
@@ -51,9 +51,10 @@ def measure(profile: str, patch_sizes: list[int], *, repeats: int, warmup: int, 
     import torch
 
     from fakd.distill import FeatureTaps
-    from fakd.engine.config import load_run_config
-    from fakd.engine.distillation import build_objective
-    from fakd.engine.trainer import build_role_model, compute_loss
+    from fakd.train.config import load_run_config
+    from fakd.train.distillation import build_objective
+    from fakd.train.setup import build_role_model
+    from fakd.train.trainer import compute_loss
 
     torch.set_num_threads(threads)
     config = load_run_config(profile, overrides)
@@ -114,8 +115,9 @@ def switch_runner(config, teacher, variant: str, switch: dict):
     import torch
 
     from fakd.distill import FeatureTaps
-    from fakd.engine.distillation import build_objective
-    from fakd.engine.trainer import build_role_model, compute_loss
+    from fakd.train.distillation import build_objective
+    from fakd.train.setup import build_role_model
+    from fakd.train.trainer import compute_loss
 
     spec = VARIANTS[variant]
     config.distill.methods, config.distill.options = spec["methods"], spec.get("options", {})
@@ -152,8 +154,8 @@ def measure_switches(profile: str, patch: int, *, repeats: int, warmup: int, thr
     """Per variant × switch: median step time, and the first ``check_steps`` losses vs eager's."""
     import torch
 
-    from fakd.engine.config import load_run_config
-    from fakd.engine.trainer import build_role_model
+    from fakd.train.config import load_run_config
+    from fakd.train.setup import build_role_model
 
     torch.set_num_threads(threads)
     config = load_run_config(profile, overrides)
@@ -190,7 +192,7 @@ def measure_switches(profile: str, patch: int, *, repeats: int, warmup: int, thr
 
 def run_child(args, malloc: str) -> list[dict]:
     """Run ``measure`` in a fresh process whose allocator is ``malloc`` (default | tuned)."""
-    from fakd.engine.malloc import tuned_malloc_env, untuned_malloc_env
+    from fakd.malloc import tuned_malloc_env, untuned_malloc_env
 
     env = tuned_malloc_env() if malloc == "tuned" else untuned_malloc_env()
     command = [sys.executable, __file__, "--child", "--profile", args.profile, "--repeats", str(args.repeats),
@@ -292,7 +294,7 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.patch_sizes is None:
-        from fakd.engine.config import load_run_config
+        from fakd.train.config import load_run_config
 
         profile_patch = load_run_config(args.profile, args.set).data.patch_size
         args.patch_sizes = sorted({profile_patch, 48})
@@ -313,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from fakd.engine.config import load_run_config
+    from fakd.train.config import load_run_config
 
     config = load_run_config(args.profile, args.set)
     mallocs = ["default", "tuned"] if args.malloc == "both" else [args.malloc]

@@ -2,7 +2,7 @@
 
 The content goes to a temporary file in the target's folder, is flushed and fsync'ed, then
 ``os.replace``d over the target; on any error the temporary file is removed. Checkpoints
-(``fakd.engine.checkpoint``) stream into the same scheme themselves; everything else written whole
+(``fakd.zoo.checkpoint``) stream into the same scheme themselves; everything else written whole
 (images, JSON, HTML, figures) goes through here. ``StagedFiles`` writes a batch of files that
 appear together or not at all (``fakd degrade``, ``fakd upscale``).
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from fakd.checks import check_scale
 from fakd.errors import FakdError
 
 _Y_WEIGHTS = torch.tensor([65.481, 128.553, 24.966], dtype=torch.float64) / 255.0
@@ -27,7 +28,7 @@ def quantize_to_uint8(image: torch.Tensor | np.ndarray) -> torch.Tensor:
     if tensor.dtype == torch.uint8:
         return tensor
     if not tensor.is_floating_point():
-        raise FakdError(f"expected a uint8 or float image, got dtype {tensor.dtype}")
+        raise TypeError(f"expected a uint8 or float image, got dtype {tensor.dtype}")
     return (tensor.detach().to(torch.float64) * 255.0).clamp(0, 255).round().to(torch.uint8)
 
 
@@ -39,7 +40,7 @@ def _as_chw(image: torch.Tensor | np.ndarray) -> torch.Tensor:
     if tensor.ndim == 4 and tensor.shape[0] == 1:
         tensor = tensor[0]
     if tensor.ndim != 3 or tensor.shape[0] != 3:
-        raise FakdError(f"expected an RGB image (3, H, W), got shape {tuple(tensor.shape)}")
+        raise ValueError(f"expected an RGB image (3, H, W), got shape {tuple(tensor.shape)}")
     return tensor.cpu()
 
 
@@ -52,8 +53,7 @@ def rgb_to_y(image: torch.Tensor | np.ndarray) -> torch.Tensor:
 def _paired_y(sr, hr, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Y channels of SR and HR (HR cropped to a multiple of ``scale``, which SR must match), both
     border-cropped by ``scale``."""
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise FakdError(f"scale must be a whole number >= 1, got {scale!r}")
+    scale = check_scale(scale)
     sr_y, hr_y = rgb_to_y(sr), rgb_to_y(hr)
     height, width = hr_y.shape[0] - hr_y.shape[0] % scale, hr_y.shape[1] - hr_y.shape[1] % scale
     hr_y = hr_y[:height, :width]
@@ -121,7 +121,7 @@ def evaluate_model(
     """
     scale = scale if scale is not None else getattr(dataset, "scale", None)
     if scale is None:
-        raise FakdError("evaluate_model needs a scale (the dataset has none)")
+        raise TypeError("evaluate_model needs a scale (the dataset has none)")
     if isinstance(model, torch.nn.Module):
         if device is None:
             device = next(model.parameters(), torch.empty(0)).device

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from fakd.data.image_io import write_image
-from fakd.engine.checkpoint import save_checkpoint
 from fakd.models import build_model
+from fakd.zoo.checkpoint import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 

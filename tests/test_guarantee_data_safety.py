@@ -13,7 +13,7 @@ from guarantees_support import assert_one_line_error, random_image, run_fakd, sn
 
 from fakd.cli import main
 from fakd.data.image_io import read_image
-from fakd.engine.rundir import RunDirectory
+from fakd.train.rundir import RunDirectory
 
 SMOKE_STUDENT = ["train", "--role", "student", "--config", "smoke", "--set", "student.iterations=2", "--no-progress"]
 
@@ -25,6 +25,7 @@ def checkpoint(tmp_path_factory):
 
 # -- upscale / degrade outputs ----------------------------------------------------------------
 
+@pytest.mark.slow
 def test_upscale_into_the_input_folder_is_refused_and_originals_stay(checkpoint, tmp_path):
     photos = tmp_path / "photos"
     random_image(photos / "a.png")
@@ -45,6 +46,7 @@ def test_upscale_two_inputs_with_one_stem_is_refused(checkpoint, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_upscale_never_replaces_an_existing_file_without_overwrite(checkpoint, tmp_path):
     random_image(tmp_path / "in" / "x.png")
     mine = random_image(tmp_path / "out" / "x.png", seed=7)
@@ -58,6 +60,7 @@ def test_upscale_never_replaces_an_existing_file_without_overwrite(checkpoint, t
     assert read_image(mine).shape == (40, 48, 3)
 
 
+@pytest.mark.slow
 def test_upscale_of_a_good_then_a_truncated_image_writes_nothing(checkpoint, tmp_path):
     random_image(tmp_path / "in" / "a_good.png")
     bad = random_image(tmp_path / "in" / "b_bad.png", height=60, width=60, seed=2)
@@ -120,6 +123,7 @@ def test_degrade_into_the_input_folder_is_refused(tmp_path):
 
 # -- run folders ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_overwrite_of_a_folder_that_is_not_a_run_deletes_nothing(tmp_path):
     """Issue case: a folder with a config.yaml and the user's own checkpoints/ (no fakd marker)."""
     folder = tmp_path / "mine"

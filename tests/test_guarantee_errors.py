@@ -18,8 +18,8 @@ import pytest
 from guarantees_support import REPO, assert_one_line_error, random_image, run_fakd, tiny_checkpoint
 
 from fakd.cli import main
-from fakd.engine.checkpoint import load_checkpoint, save_checkpoint
-from fakd.engine.pretrained import MANIFEST_FILE, PRETRAINED_DIR_ENV
+from fakd.zoo.checkpoint import load_checkpoint, save_checkpoint
+from fakd.zoo.pretrained import MANIFEST_FILE, PRETRAINED_DIR_ENV
 
 SMOKE = ["--config", "smoke", "--no-progress"]
 STUDENT = ["train", "--role", "student", *SMOKE, "--set", "student.iterations=1"]
@@ -146,7 +146,7 @@ def test_malformed_weights_only_checkpoint(case, needle, checkpoint, tmp_path, c
 @pytest.mark.parametrize("field, value", [("size_bytes", "big"), ("name", 3), ("recorded_set5", [1]),
                                           ("seed", "zero"), ("scale", True)])
 def test_manifest_with_wrong_field_types(field, value, tmp_path, monkeypatch, capsys):
-    from fakd.engine.pretrained import package_pretrained_dir
+    from fakd.zoo.pretrained import package_pretrained_dir
 
     manifest = json.loads((package_pretrained_dir() / MANIFEST_FILE).read_text())
     entry = manifest["models"][0]
@@ -213,6 +213,7 @@ def test_too_small_image_names_the_file(tmp_path, capsys):
 
 # -- the installed command ---------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_subprocess_lines(checkpoint, tmp_path):
     """The same promises through the console entry point, in real processes."""
     a_file = tmp_path / "a_file"
@@ -247,6 +248,7 @@ def _stderr_on_a_terminal(*args) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+@pytest.mark.slow
 def test_progress_bars_only_on_a_terminal(checkpoint, tmp_path):
     random_image(tmp_path / "in" / "a.png", height=40, width=40)
     upscale = ["upscale", "--checkpoint", checkpoint, tmp_path / "in", "--tile", "16", "--overlap", "4"]

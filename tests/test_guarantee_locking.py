@@ -11,15 +11,15 @@ import textwrap
 import pytest
 from guarantees_support import REPO, assert_one_line_error, run_fakd, snapshot
 
-from fakd.engine.rundir import RunDirectory
 from fakd.errors import FakdError
+from fakd.train.rundir import RunDirectory
 
 SMOKE_STUDENT = ["train", "--role", "student", "--config", "smoke", "--set", "student.iterations=2", "--no-progress"]
 
 # A process that owns a run folder (as a training process does) until it is killed.
 HOLDER = textwrap.dedent("""
     import sys, time
-    from fakd.engine.rundir import RunDirectory
+    from fakd.train.rundir import RunDirectory
     run = RunDirectory(sys.argv[1])
     run.prepare(config={"seed": 0}, job={"role": "student", "model": "x"}, resume=True, overwrite=False)
     print("HOLDING", flush=True)
@@ -42,6 +42,7 @@ def holder(tmp_path):
         child.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_a_second_writer_fails_at_once_naming_the_holder(holder):
     folder, child = holder
     before = snapshot(folder)

@@ -22,15 +22,15 @@ import torch
 from guarantees_support import REPO
 
 from fakd.data.imresize import bicubic_downscale_banded, imresize
-from fakd.engine.tiling import upscale_bands, upscale_tiled
 from fakd.models import build_model
+from fakd.zoo.tiling import upscale_bands, upscale_tiled
 
 PROBE = textwrap.dedent("""
     import json, resource, sys
     import numpy as np, torch
     from fakd.data.image_io import write_png_bands
     from fakd.data.imresize import bicubic_downscale_banded
-    from fakd.engine.tiling import upscale_bands
+    from fakd.zoo.tiling import upscale_bands
 
     class Nearest(torch.nn.Module):  # a stand-in SR model: the test is about the frame around it
         def forward(self, x):

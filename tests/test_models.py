@@ -15,7 +15,6 @@ from fakd.models import (
     edsr_default_taps,
     list_presets,
     rcan_default_taps,
-    resolve_taps,
 )
 from fakd.models.common import DIV2K_RGB_MEAN, ChannelAttention
 
@@ -147,20 +146,6 @@ def test_taps_are_modules_with_lr_features(name, overrides):
         assert output.shape == (2, n_feats, 7, 9), tap
     # long_skip is what the official code distils last: body_tail's output plus the head's (post-skip)
     assert torch.equal(seen["long_skip"], seen["body_tail"] + seen["head"])
-
-
-def test_resolve_taps():
-    model = build_model("rcan-smoke-student", scale=2)
-    assert resolve_taps(model, ["body.0", "body_tail"]) == ["body.0", "body_tail"]
-    assert resolve_taps(model, "body.9") == ["body.9"]
-    assert resolve_taps(model, None) == ["body.2", "body.6", "long_skip"]
-    assert resolve_taps(model, []) == []
-    with pytest.raises(FakdError, match=r"'body\.10'.*body\.9.*body_tail"):
-        resolve_taps(model, ["body.10"])
-    with pytest.raises(FakdError, match="tail.0.*valid ones are"):
-        resolve_taps(model, ["tail.0"])
-    with pytest.raises(FakdError, match="more than once"):
-        resolve_taps(model, ["body.2", "body.2"])
 
 
 def test_unknown_preset_lists_known_ones():

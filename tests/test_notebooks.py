@@ -19,6 +19,8 @@ from fakd.study.notebook_runner import run_notebook
 from fakd.study.pipeline import STUDY_STEPS, run_study
 from fakd.study.sweep import run_sweep
 
+pytestmark = pytest.mark.slow  # the real notebooks in real kernels: minutes
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -1,17 +1,12 @@
-"""Study machinery without kernels: parameter declarations and checks, grid expansion, results reading,
-the report's Markdown. (Notebook executions are in test_study_runs.py.)"""
-
-import json
+"""A notebook's parameters (declarations and checks) and the digests that decide a run's reuse.
+(Notebook executions are in test_study_runs.py.)"""
 
 import nbformat
 import pandas as pd
 import pytest
 
 from fakd.errors import FakdError
-from fakd.study.grid import grid_from_mapping, load_grid
 from fakd.study.parameters import check_parameters, notebook_digest, notebook_parameters, parameters_digest
-from fakd.study.render import ReportEntry, report_markdown
-from fakd.study.results import gather_results, read_results
 
 PARAMETERS_CELL = """\
 run_dir = ""  # where the results go
@@ -107,104 +102,24 @@ def test_digests_ignore_key_order_and_prose(tmp_path, notebook):
     assert notebook_digest(notebook) != before
 
 
-def test_grid_is_the_cross_product_and_union_without_duplicates(notebook):
-    grid = grid_from_mapping({
-        "notebook": str(notebook),
-        "parameters": {"flag": False},
-        "grid": [
-            {"seed": [0, 1, 2], "weight": [1.0, 10.0]},
-            {"seed": [0], "weight": [10.0], "taps": [["body.3"], ["body.3", "body.7"]]},
-            {"seed": [1], "weight": [1.0]},  # already in the first block
-        ],
-    })
-    assert len(grid.points) == 3 * 2 + 2
-    assert [point.varied for point in grid.points[:2]] == [{"seed": 0, "weight": 1.0}, {"seed": 0, "weight": 10.0}]
-    assert all(point.parameters["flag"] is False for point in grid.points)
-    keys = [point.key for point in grid.points]
-    assert len(set(keys)) == len(keys)
-    assert keys[0].startswith("seed-0_weight-1.0-")
-    assert grid.points[-1].varied["taps"] == ["body.3", "body.7"]
+def _code_notebook(path, *cells):
+    content = nbformat.v4.new_notebook()
+    content.cells = [nbformat.v4.new_markdown_cell("# prose")] + [nbformat.v4.new_code_cell(source) for source in cells]
+    nbformat.write(content, path)
+    return path
 
 
-def test_grid_with_fixed_overrides_changes_the_run_folders(notebook):
-    grid = grid_from_mapping({"notebook": str(notebook), "grid": {"seed": [0, 1]}})
-    fixed = grid.with_fixed({"weight": 3.0})
-    assert all(point.parameters["weight"] == 3.0 for point in fixed.points)
-    assert {point.key for point in fixed.points}.isdisjoint(point.key for point in grid.points)
-    with pytest.raises(FakdError, match="the grid varies it"):
-        grid.with_fixed({"seed": 5})
-
-
-@pytest.mark.parametrize("spec, message", [
-    ({"notebook": "nb.ipynb", "grid": {"seed": 0}}, "must be a non-empty list"),
-    ({"notebook": "nb.ipynb", "grid": {"seed": []}}, "must be a non-empty list"),
-    ({"notebook": "nb.ipynb", "grid": []}, "'grid' is empty"),
-    ({"notebook": "nb.ipynb", "grid": {"seed": [0]}, "parameters": {"seed": 1}}, "both fixed"),
-    ({"notebook": "nb.ipynb", "grid": {"seed": [0]}, "grids": {}}, "unknown key"),
-    ({"grid": {"seed": [0]}}, "'notebook' and 'grid' are required"),
-    ({"notebook": "nope.ipynb", "grid": {"seed": [0]}}, "notebook 'nope.ipynb' not found"),
-])
-def test_bad_grid_files_are_errors(tmp_path, notebook, spec, message):
-    path = tmp_path / "grid.yaml"
-    path.write_text(json.dumps(spec))  # JSON is YAML
-    with pytest.raises(FakdError, match=message):
-        load_grid(path)
-
-
-def test_grid_notebook_path_is_relative_to_the_grid_file(tmp_path, notebook):
-    (tmp_path / "grids").mkdir()
-    path = tmp_path / "grids" / "g.yaml"
-    path.write_text("notebook: ../nb.ipynb\ngrid:\n  seed: [0, 1]\n")
-    assert load_grid(path).notebook.resolve() == notebook.resolve()
-
-
-class _Point:
-    def __init__(self, key, parameters):
-        self.key, self.parameters = key, parameters
-
-
-def test_results_contract_flat_object_or_rows(tmp_path):
-    flat, rows, missing, broken, clash = (tmp_path / name for name in ("flat", "rows", "missing", "broken", "clash"))
-    for folder in (flat, rows, missing, broken, clash):
-        folder.mkdir()
-    (flat / "results.json").write_text(json.dumps({"psnr": 30.5, "taps": ["a", "b"]}))
-    (rows / "results.json").write_text(json.dumps({"rows": [{"dataset": "Set5", "psnr": 31.0},
-                                                            {"dataset": "Set14", "psnr": 28.0}]}))
-    (broken / "results.json").write_text("[1, 2]")
-    (clash / "results.json").write_text(json.dumps({"seed": 9, "psnr": 1.0}))
-    assert read_results(flat) == [{"psnr": 30.5, "taps": '["a", "b"]'}]
-    with pytest.raises(FakdError, match="must hold one JSON object"):
-        read_results(broken)
-    table, problems = gather_results(
-        [(_Point(name, {"seed": index}), tmp_path / name)
-         for index, name in enumerate(["flat", "rows", "missing", "broken", "clash"])], base=tmp_path)
-    assert list(table["run"]) == ["flat", "rows", "rows"]
-    assert list(table["seed"]) == [0, 1, 1]
-    assert list(table["psnr"]) == [30.5, 31.0, 28.0]
-    assert table["run_dir"].tolist() == ["flat", "rows", "rows"]
-    assert [(point.key, "wrote no" in message or "must hold" in message or "contradicts" in message)
-            for point, message in problems] == [("missing", True), ("broken", True), ("clash", True)]
-
-
-def test_report_markdown_has_headline_links_and_provenance(tmp_path):
-    headline = pd.DataFrame({"model": ["student", "student + FAKD"], "Set5": ["31.00 / 0.8800", "31.20 / 0.8850"]})
-    (tmp_path / "html").mkdir()
-    text = report_markdown(
-        tmp_path, title="Study", headline=headline, summary="FAKD beat the baseline by 0.2 dB.",
-        entries=[ReportEntry("Teacher", page=tmp_path / "html" / "t.html", status="reused", note="3 s"),
-                 ReportEntry("Sweep", status="1 failed")],
-        provenance={"git commit": "abc123"},
-    )
-    assert "| model | Set5 |" in text and "| student + FAKD | 31.20 / 0.8850 |" in text
-    assert "- [Teacher](html/t.html): reused — 3 s" in text
-    assert "- Sweep: 1 failed" in text
-    assert "FAKD beat the baseline by 0.2 dB." in text
-    assert "- git commit: `abc123`" in text
-
-
-def test_missing_notebook_tools_are_named_with_the_install_command(monkeypatch):
-    from fakd.commands import study
-
-    monkeypatch.setattr(study, "NOTEBOOK_TOOLS", ("papermill", "no_such_module_fakd"))
-    with pytest.raises(FakdError, match=r"needs no_such_module_fakd: pip install 'fakd\[notebooks\]'"):
-        study.require_notebook_tools()
+def test_notebook_digest_ignores_imports_comments_and_layout(tmp_path):
+    first = _code_notebook(tmp_path / "a.ipynb", "from fakd.report.runs import train_student\nimport pandas as pd",
+                           "%matplotlib inline", "x = train_student(run_dir, 1)\nif x:\n    from os import path\n"
+                           "    y = pd.DataFrame(x)")
+    second = _code_notebook(tmp_path / "b.ipynb", "from fakd.train.notebook import (\n    train_student)\n",
+                            "%matplotlib inline", "# a comment\nimport pandas as pd\nx = train_student( run_dir,1 )"
+                            "\nif x:  # why\n    y = pd.DataFrame(x)\n")
+    assert notebook_digest(first) == notebook_digest(second)
+    changed = _code_notebook(tmp_path / "c.ipynb", "from fakd.report.runs import train_student", "%matplotlib inline",
+                             "x = train_student(run_dir, 2)\nif x:\n    y = pd.DataFrame(x)")
+    assert notebook_digest(changed) != notebook_digest(first)
+    magic = _code_notebook(tmp_path / "d.ipynb", "from fakd.report.runs import train_student", "%matplotlib notebook",
+                           "x = train_student(run_dir, 1)\nif x:\n    y = pd.DataFrame(x)")
+    assert notebook_digest(magic) != notebook_digest(first)  # an unparsable cell counts as written

@@ -8,11 +8,10 @@ import json
 import pytest
 
 from fakd.cli import main
-from fakd.engine.pretrained import pretrained_entry
-from fakd.engine.rundir import file_sha256
 from fakd.errors import FakdError
 from fakd.study.adopt import adopt_shipped_model
 from fakd.study.pipeline import Step, report_identity, run_study
+from fakd.zoo.pretrained import file_sha256, pretrained_entry
 from fakd.study.publish import (MARKER_FILE, check_report_folder, default_report_folder, publish, read_marker,
                                 staging_folder, study_identity, write_marker)
 from test_study_runs import write_notebook

@@ -94,6 +94,7 @@ def test_failing_notebook_keeps_the_executed_notebook_and_says_why(tmp_path, not
     assert page.startswith("<!DOCTYPE html>") and "deliberate failure for seed 4" in page
 
 
+@pytest.mark.slow
 def test_sweep_parallel_failure_recorded_resume_and_table(tmp_path, notebook):
     grid = grid_from_mapping({
         "notebook": str(notebook),
@@ -123,6 +124,7 @@ def test_sweep_parallel_failure_recorded_resume_and_table(tmp_path, notebook):
     assert pd.read_csv(out / "results.csv")["score"].tolist() == [2.0, 3.0]
 
 
+@pytest.mark.slow
 def test_sweep_command_exit_codes(tmp_path, notebook, capsys):
     grid_path = tmp_path / "grid.yaml"
     grid_path.write_text("notebook: scored.ipynb\ngrid:\n  seed: [3]\n  mode: [ok]\n")
@@ -141,6 +143,7 @@ def test_sweep_command_exit_codes(tmp_path, notebook, capsys):
     assert "FAILED" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_study_pipeline_runs_in_order_reuses_and_renders(tmp_path):
     first = write_notebook(tmp_path / "00_first.ipynb", 'run_dir = ""\nprofile = "cpu"\n', WRITE_RESULTS.replace(
         "weight * 2 + seed", "len(profile)"))

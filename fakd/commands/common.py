@@ -2,7 +2,13 @@
 user-given paths are ``fakd.paths``)."""
 
 import argparse
+import importlib.util
 import sys
+
+from fakd.errors import FakdError
+
+# What running notebooks needs beyond fakd's core dependencies (the `notebooks` extra).
+NOTEBOOK_TOOLS = ("papermill", "nbformat", "nbconvert", "nbclient", "ipykernel")
 
 
 def add_data_root_argument(parser: argparse.ArgumentParser) -> None:
@@ -50,3 +56,10 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
 def shows_progress() -> bool:
     """Progress bars only on a terminal (stderr), never in a log file or a pipe."""
     return sys.stderr.isatty()
+
+
+def require_notebook_tools() -> None:
+    """FakdError naming what to install when the notebook tools are missing (``fakd study``/``sweep``)."""
+    missing = [name for name in NOTEBOOK_TOOLS if importlib.util.find_spec(name) is None]
+    if missing:
+        raise FakdError(f"running notebooks needs {', '.join(missing)}: pip install 'fakd[notebooks]'")

@@ -8,7 +8,7 @@ from tqdm.auto import tqdm
 
 from fakd.atomic import StagedFiles
 from fakd.commands.common import positive_int, shows_progress
-from fakd.data.benchmark import check_scale
+from fakd.checks import check_scale
 from fakd.data.image_io import encode_png, list_images, read_image, tensor_to_image
 from fakd.data.imresize import bicubic_downscale_banded, modcrop
 from fakd.errors import FakdError

@@ -6,7 +6,7 @@ distillation, ``(1 − α)·L1(SR, HR) + α·L1(SR, SR_teacher)``), and the feat
 affinity). ``--weight`` is given once for all feature methods or once per feature method in the
 order of ``--method`` (``kd`` and ``none`` take no weight), in the official code's units (against
 L1 on 0–255 pixels); default weights: fakd 1 (as run for the paper; 10 as its README writes),
-ca 1, fitnet 1, at 1000, fsp 1 (``fakd.engine.distillation.DEFAULT_WEIGHTS``). α (default 0.5):
+ca 1, fitnet 1, at 1000, fsp 1 (``fakd.distill.methods``). α (default 0.5):
 ``--set distill.alpha=...``; ``--set distill.alpha=0`` gives feature terms without output KD.
 """
 
@@ -16,8 +16,8 @@ from fakd.commands.common import shows_progress
 from fakd.commands.train import add_run_arguments, load_config, print_summary
 from fakd.data.roots import resolve_data_root
 from fakd.distill import KNOWN_METHODS
-from fakd.engine.distillation import distill_overrides
-from fakd.engine.trainer import train_run
+from fakd.train.distillation import distill_overrides
+from fakd.train.trainer import train_run
 
 
 def register(subparsers) -> None:

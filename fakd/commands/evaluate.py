@@ -6,18 +6,18 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from fakd.analysis.tables import paper_table, to_text
 from fakd.atomic import write_json_atomically
 from fakd.commands.common import (add_data_root_argument, add_device_argument, add_threads_argument, positive_int,
                                   shows_progress)
 from fakd.data.benchmark import open_benchmark_set
 from fakd.data.imresize import imresize
 from fakd.device import resolve_device
-from fakd.engine.named_models import models_from_checkpoints
 from fakd.errors import FakdError
 from fakd.metrics import SSIM_WINDOW, evaluate_model, quantize_to_uint8
 from fakd.paths import check_output_file
-from fakd.report.tables import paper_table, to_text
 from fakd.threads import use_threads
+from fakd.zoo.named_models import models_from_checkpoints
 
 BUILTIN_MODELS = ("bicubic",)
 

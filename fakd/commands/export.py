@@ -4,9 +4,10 @@ import argparse
 from pathlib import Path
 
 from fakd.commands.common import add_data_root_argument, add_device_argument
-from fakd.engine.pretrained import MANIFEST_FILE, export_pretrained, list_pretrained, pretrained_dir
 from fakd.errors import FakdError
 from fakd.paths import check_output_folder
+from fakd.train.export import export_pretrained
+from fakd.zoo.pretrained import MANIFEST_FILE, list_pretrained, pretrained_dir
 
 
 def register(subparsers) -> None:

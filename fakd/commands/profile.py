@@ -7,10 +7,10 @@ import torch
 
 from fakd.atomic import write_json_atomically
 from fakd.commands.common import non_negative_int, positive_int
-from fakd.engine.cost import cost_ratios, model_cost
-from fakd.engine.named_models import model_from_spec
 from fakd.errors import FakdError
 from fakd.paths import check_output_file
+from fakd.zoo.cost import cost_ratios, model_cost
+from fakd.zoo.named_models import model_from_spec
 
 MAX_LATENCY_SIZE = 4096  # LR side timed; beyond, one pass of a large model needs tens of GB
 MAX_PASSES = 1000

@@ -1,18 +1,13 @@
 """``fakd study``: run the study's notebooks in order (reusing finished runs) and render the report."""
 
 import argparse
-import importlib.util
 import shlex
 import sys
 from pathlib import Path
 
-from fakd.commands.common import add_data_root_argument, add_device_argument
+from fakd.commands.common import add_data_root_argument, add_device_argument, require_notebook_tools
 from fakd.commands.sweep import add_cluster_arguments, interrupt_on_sigterm
-from fakd.engine.config import PROFILES
-from fakd.errors import FakdError
-
-# What running notebooks needs beyond fakd's core dependencies (the `notebooks` extra).
-NOTEBOOK_TOOLS = ("papermill", "nbformat", "nbconvert", "nbclient", "ipykernel")
+from fakd.train.config import PROFILES
 
 
 def register(subparsers) -> None:
@@ -44,13 +39,6 @@ def register(subparsers) -> None:
     add_data_root_argument(parser)
     add_device_argument(parser)
     parser.set_defaults(handler=run)
-
-
-def require_notebook_tools() -> None:
-    """FakdError naming what to install when the notebook tools are missing."""
-    missing = [name for name in NOTEBOOK_TOOLS if importlib.util.find_spec(name) is None]
-    if missing:
-        raise FakdError(f"running notebooks needs {', '.join(missing)}: pip install 'fakd[notebooks]'")
 
 
 def print_step(entry) -> None:

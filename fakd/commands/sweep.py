@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from fakd.commands.common import non_negative_int, positive_int
+from fakd.commands.common import non_negative_int, positive_int, require_notebook_tools
 from fakd.errors import FakdError
 
 
@@ -77,8 +77,6 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fakd.commands.study import require_notebook_tools
-
     require_notebook_tools()
     from fakd.study.cluster import scheduler_address
     from fakd.study.grid import load_grid

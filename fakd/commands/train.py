@@ -4,9 +4,9 @@ import argparse
 
 from fakd.commands.common import add_data_root_argument, add_device_argument, add_threads_argument, shows_progress
 from fakd.data.roots import resolve_data_root
-from fakd.engine.config import PROFILES, load_run_config
-from fakd.engine.trainer import train_run
 from fakd.threads import use_threads
+from fakd.train.config import PROFILES, load_run_config
+from fakd.train.trainer import train_run
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,11 +10,11 @@ from fakd.atomic import StagedFiles
 from fakd.commands.common import add_device_argument, add_threads_argument, non_negative_int, positive_int, shows_progress
 from fakd.data.image_io import list_images, read_image, write_png_bands
 from fakd.device import resolve_device
-from fakd.engine.checkpoint import load_model_from_checkpoint
-from fakd.engine.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, count_tiles, upscale_bands
 from fakd.errors import FakdError
 from fakd.paths import check_input_folder, check_output_folder
 from fakd.threads import use_threads
+from fakd.zoo.checkpoint import load_model_from_checkpoint
+from fakd.zoo.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, count_tiles, upscale_bands
 
 
 def register(subparsers) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fakd.checks import check_scale
 from fakd.data.image_io import list_images, read_image
 from fakd.data.imresize import imresize, modcrop
 from fakd.data.roots import SetSource, resolve_set
@@ -54,15 +55,6 @@ class BenchmarkSet(Sequence):
 
     def __repr__(self) -> str:
         return f"BenchmarkSet(name={self.name!r}, scale={self.scale}, images={len(self)})"
-
-
-def check_scale(scale) -> int:
-    """The scale as an int; anything but an integer >= 2 is a ``FakdError``."""
-    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)):
-        raise FakdError(f"scale must be an integer >= 2, got {scale!r}")
-    if scale != int(scale) or int(scale) < 2:
-        raise FakdError(f"scale must be an integer >= 2, got {scale!r}")
-    return int(scale)
 
 
 def hr_to_tensor(hr: np.ndarray, *, scale: int, name: str) -> torch.Tensor:

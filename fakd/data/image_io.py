@@ -115,7 +115,7 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write a uint8 (H, W, 3) or (H, W) array as PNG, atomically; parent folders are created."""
     path = Path(path)
     if path.suffix.lower() != ".png":
-        raise FakdError(f"write_image writes PNG files; give a .png name, not {path}")
+        raise ValueError(f"write_image writes PNG files; give a .png name, not {path}")
     write_bytes_atomically(path, encode_png(array))
 
 

@@ -24,7 +24,6 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from fakd.errors import FakdError
 
 _KERNEL_WIDTH = 4.0
 
@@ -95,16 +94,16 @@ def _is_positive_number(value) -> bool:
 
 def _check_scale_and_size(shape, scale, size):
     if (scale is None) == (size is None):
-        raise FakdError("imresize needs exactly one of scale= or size=")
+        raise TypeError("imresize needs exactly one of scale= or size=")
     height, width = shape
     if size is not None:
         if len(size) != 2 or any(int(n) != n or n < 1 for n in size):
-            raise FakdError(f"imresize size must be two positive integers (height, width), got {size!r}")
+            raise ValueError(f"imresize size must be two positive integers (height, width), got {size!r}")
         out = (int(size[0]), int(size[1]))
         return (out[0] / height, out[1] / width), out
     scales = tuple(scale) if isinstance(scale, (tuple, list)) else (scale, scale)
     if len(scales) != 2 or not all(_is_positive_number(s) for s in scales):
-        raise FakdError(f"imresize scale must be a positive number (or a pair), got {scale!r}")
+        raise ValueError(f"imresize scale must be a positive number (or a pair), got {scale!r}")
     scales = (float(scales[0]), float(scales[1]))
     return scales, (_output_length(height, scales[0]), _output_length(width, scales[1]))
 
@@ -127,7 +126,7 @@ def imresize(
     if image.ndim not in (2, 3, 4):
         raise TypeError(f"imresize expects 2, 3 or 4 dimensions, got shape {tuple(image.shape)}")
     if image.shape[-2] < 1 or image.shape[-1] < 1:
-        raise FakdError(f"cannot resize an empty image of shape {tuple(image.shape)}")
+        raise ValueError(f"cannot resize an empty image of shape {tuple(image.shape)}")
     is_uint8 = image.dtype == torch.uint8
     if not is_uint8 and not image.is_floating_point():
         raise TypeError(f"imresize takes uint8 or floating-point tensors, got {image.dtype}")
@@ -148,7 +147,7 @@ def modcrop(image, scale: int):
     numpy arrays are (H, W[, C]); torch tensors are (H, W), (C, H, W) or (B, C, H, W).
     """
     if int(scale) != scale or scale < 1:
-        raise FakdError(f"modcrop needs a positive integer scale, got {scale!r}")
+        raise ValueError(f"modcrop needs a positive integer scale, got {scale!r}")
     scale = int(scale)
     if isinstance(image, torch.Tensor):
         height, width = image.shape[-2:]
@@ -173,8 +172,8 @@ def bicubic_downscale_banded(hr: np.ndarray, *, scale: int, band: int = DOWNSCAL
     """
     height, width = hr.shape[:2]
     if hr.dtype != np.uint8 or hr.ndim != 3 or height % scale or width % scale:
-        raise FakdError(f"bicubic_downscale_banded takes uint8 (H, W, 3) with sides multiple of {scale}, "
-                        f"got {hr.dtype} {hr.shape}")
+        raise ValueError(f"bicubic_downscale_banded takes uint8 (H, W, 3) with sides multiple of {scale}, "
+                         f"got {hr.dtype} {hr.shape}")
     lr_height, margin = height // scale, 3
     bands = []
     for top in range(0, lr_height, band):

@@ -25,7 +25,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from fakd.data.benchmark import BenchmarkPair, BenchmarkSet, bicubic_lr, check_scale, hr_to_tensor
+from fakd.checks import check_scale
+from fakd.data.benchmark import BenchmarkPair, BenchmarkSet, bicubic_lr, hr_to_tensor
 from fakd.data.roots import resolve_set
 from fakd.errors import FakdError
 
@@ -55,6 +56,25 @@ def _generator_seed(seed: int, iteration: int) -> int:
     return (int(state[0]) << 31) ^ int(state[1])
 
 
+def _check_split_sizes(*, lr_patch_size, val_count, val_crop, scale: int) -> None:
+    """LR patch size ≥ 1, validation count ≥ 0, validation crop None or ≥ the scale (else FakdError)."""
+    if isinstance(lr_patch_size, bool) or not isinstance(lr_patch_size, int) or lr_patch_size < 1:
+        raise FakdError(f"lr_patch_size must be a positive integer, got {lr_patch_size!r}")
+    if isinstance(val_count, bool) or not isinstance(val_count, int) or val_count < 0:
+        raise FakdError(f"val_count must be an integer >= 0, got {val_count!r}")
+    if val_crop is not None and (not isinstance(val_crop, int) or val_crop < scale):
+        raise FakdError(f"val_crop must be None or an integer >= the scale {scale}, got {val_crop!r}")
+
+
+def _load_images(sources: list) -> list[tuple[str, np.ndarray, str]]:
+    """(qualified name, HR uint8 HWC array, set name) of every image; names get ``<set>/`` with several sets."""
+    images = []
+    for source in sources:
+        prefix = f"{source.name}/" if len(sources) > 1 else ""
+        images += [(prefix + name, array, source.name) for name, array in source.load_hr_images()]
+    return images
+
+
 class TrainingPatches:
     """Random LR/HR training patches from HR image sets, with a held-out validation split."""
 
@@ -71,12 +91,7 @@ class TrainingPatches:
         val_crop: int | None = None,
     ):
         self.scale = check_scale(scale)
-        if isinstance(lr_patch_size, bool) or not isinstance(lr_patch_size, int) or lr_patch_size < 1:
-            raise FakdError(f"lr_patch_size must be a positive integer, got {lr_patch_size!r}")
-        if isinstance(val_count, bool) or not isinstance(val_count, int) or val_count < 0:
-            raise FakdError(f"val_count must be an integer >= 0, got {val_count!r}")
-        if val_crop is not None and (not isinstance(val_crop, int) or val_crop < self.scale):
-            raise FakdError(f"val_crop must be None or an integer >= the scale {self.scale}, got {val_crop!r}")
+        _check_split_sizes(lr_patch_size=lr_patch_size, val_count=val_count, val_crop=val_crop, scale=self.scale)
         self.lr_patch_size = lr_patch_size
         self.hr_patch_size = lr_patch_size * self.scale
         self.augment = augment
@@ -87,15 +102,27 @@ class TrainingPatches:
             raise FakdError("no training sets given")
         resolved = [resolve_set(source, data_root=data_root) for source in sources]
         self.name = "+".join(source.name for source in resolved)
-
-        images = []  # (qualified name, HR uint8 HWC)
-        for source in resolved:
-            prefix = f"{source.name}/" if len(resolved) > 1 else ""
-            images += [(prefix + name, array, source.name) for name, array in source.load_hr_images()]
+        images = _load_images(resolved)
         if val_count >= len(images):
             raise FakdError(f"val_count {val_count} leaves no training image: {self.name} has {len(images)} images")
         held_out = set(sorted(range(len(images)), key=lambda i: _split_key(images[i]))[:val_count])
+        validation = self._split(images, held_out, val_crop=val_crop)
+        if not self._hr:
+            raise FakdError(
+                f"every training image of {self.name} is smaller than the HR patch "
+                f"{self.hr_patch_size}x{self.hr_patch_size} (LR patch {lr_patch_size} x{self.scale})"
+            )
+        if self.skipped_names:
+            warnings.warn(
+                f"{len(self.skipped_names)} training image(s) of {self.name} smaller than the HR patch "
+                f"{self.hr_patch_size} px skipped: {_shortened(self.skipped_names)}",
+                stacklevel=2,
+            )
+        self.validation = BenchmarkSet(name=f"{self.name}-val", scale=self.scale, pairs=validation)
 
+    def _split(self, images: list, held_out: set[int], *, val_crop: int | None) -> list[BenchmarkPair]:
+        """Fill the training pool (HR and bicubic LR tensors) and return the validation pairs; images
+        smaller than an HR patch are skipped (``skipped_names``)."""
         self.skipped_names: list[str] = []
         self._lr: list[torch.Tensor] = []
         self._hr: list[torch.Tensor] = []
@@ -113,18 +140,7 @@ class TrainingPatches:
                 self._hr.append(hr)
                 self._lr.append(bicubic_lr(hr, scale=self.scale))
                 self.train_names.append(name)
-        if not self._hr:
-            raise FakdError(
-                f"every training image of {self.name} is smaller than the HR patch "
-                f"{self.hr_patch_size}x{self.hr_patch_size} (LR patch {lr_patch_size} x{self.scale})"
-            )
-        if self.skipped_names:
-            warnings.warn(
-                f"{len(self.skipped_names)} training image(s) of {self.name} smaller than the HR patch "
-                f"{self.hr_patch_size} px skipped: {_shortened(self.skipped_names)}",
-                stacklevel=2,
-            )
-        self.validation = BenchmarkSet(name=f"{self.name}-val", scale=self.scale, pairs=validation)
+        return validation
 
     @property
     def validation_names(self) -> list[str]:
@@ -137,7 +153,7 @@ class TrainingPatches:
     def patch_draws(self, iteration: int, batch_size: int) -> list[PatchDraw]:
         """The random choices behind ``batch(iteration, batch_size)``: a pure function of (seed, iteration)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise FakdError(f"batch_size must be a positive integer, got {batch_size!r}")
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         generator = torch.Generator().manual_seed(_generator_seed(self.seed, iteration))
         image_index = torch.randint(len(self._hr), (batch_size,), generator=generator).tolist()
         position = torch.rand(batch_size, 2, generator=generator, dtype=torch.float64).tolist()

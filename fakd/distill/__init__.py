@@ -1,16 +1,18 @@
-"""fakd.distill: feature taps, FAKD's spatial affinity loss, the KD baselines, the objective."""
+"""fakd.distill: feature taps, FAKD's spatial affinity loss, the KD baselines, the method registry and
+the objective that combines them."""
 
 from fakd.distill.affinity import affinity_loss, normalise_positions, spatial_affinity
 from fakd.distill.baselines import (AttentionTransferLoss, ChannelAffinityLoss, FeatureAffinityLoss,
                                     FitNetLoss, FSPLoss, attention_map, channel_affinity,
                                     fsp_matrix)
-from fakd.distill.objective import (FEATURE_LOSSES, KNOWN_METHODS, DistillationObjective,
-                                    DistillationTerm)
-from fakd.distill.taps import FeatureTaps, valid_tap_names
+from fakd.distill.methods import FEATURE_METHODS, KNOWN_METHODS, METHODS, Method, check_methods
+from fakd.distill.objective import DistillationObjective, DistillationTerm, objective_for
+from fakd.distill.taps import FeatureTaps, check_tap_pairs, resolve_taps, valid_tap_names
 
 __all__ = [
     "AttentionTransferLoss", "ChannelAffinityLoss", "DistillationObjective", "DistillationTerm",
-    "FEATURE_LOSSES", "FSPLoss", "FeatureAffinityLoss", "FeatureTaps", "FitNetLoss",
-    "KNOWN_METHODS", "affinity_loss", "attention_map", "channel_affinity", "fsp_matrix",
-    "normalise_positions", "spatial_affinity", "valid_tap_names",
+    "FEATURE_METHODS", "FSPLoss", "FeatureAffinityLoss", "FeatureTaps", "FitNetLoss",
+    "KNOWN_METHODS", "METHODS", "Method", "affinity_loss", "attention_map", "channel_affinity",
+    "check_methods", "check_tap_pairs", "fsp_matrix", "normalise_positions", "objective_for", "resolve_taps",
+    "spatial_affinity", "valid_tap_names",
 ]

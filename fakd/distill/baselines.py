@@ -28,19 +28,23 @@ from fakd.distill.affinity import BLOCK_BYTES, NORM_EPS, affinity_loss
 from fakd.errors import FakdError
 
 
-def _same_shape(student: Tensor, teacher: Tensor, what: str, *, channels: bool) -> None:
-    s_shape, t_shape = tuple(student.shape), tuple(teacher.shape)
-    if student.dim() != 4 or teacher.dim() != 4:
-        raise FakdError(f"{what} needs (B, C, H, W) maps, got student {s_shape} and teacher {t_shape}")
+def check_same_shape(first: Tensor, second: Tensor, *, what: str, channels: bool,
+                     names: tuple[str, str] = ("student", "teacher")) -> None:
+    """The one shape rule of compared feature maps: (B, C, H, W) with equal batch and spatial sizes,
+    and equal channel counts when ``channels``; else FakdError naming ``what`` and both shapes."""
+    first_shape, second_shape = tuple(first.shape), tuple(second.shape)
+    got = f"got {names[0]} {first_shape} and {names[1]} {second_shape}"
+    if first.dim() != 4 or second.dim() != 4:
+        raise ValueError(f"{what} needs (B, C, H, W) maps, {got}")
     dims = (0, 1, 2, 3) if channels else (0, 2, 3)
-    if any(s_shape[d] != t_shape[d] for d in dims):
+    if any(first_shape[d] != second_shape[d] for d in dims):
         need = "shapes" if channels else "batch and spatial sizes"
-        raise FakdError(f"{what} needs equal {need} for student and teacher, got student "
-                        f"{s_shape} and teacher {t_shape}")
+        raise FakdError(f"{what} needs equal {need} for {names[0]} and {names[1]}, {got}")
 
 
-def _check_order(p: int) -> int:
-    if p not in (1, 2):
+def check_order(p: int) -> int:
+    """The distance order of the affinity-type losses: 1 (mean |difference|) or 2 (squared)."""
+    if isinstance(p, bool) or p not in (1, 2):
         raise FakdError(f"loss order p must be 1 or 2, got {p!r}")
     return p
 
@@ -50,7 +54,7 @@ class FeatureAffinityLoss(nn.Module):
 
     def __init__(self, *, p: int = 1, block_bytes: int = BLOCK_BYTES):
         super().__init__()
-        self.p = _check_order(p)
+        self.p = check_order(p)
         self.block_bytes = block_bytes
 
     def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
@@ -79,10 +83,10 @@ class FitNetLoss(nn.Module):
         if self.adapter is not None:
             student_feat = self.adapter(student_feat)
         elif student_feat.dim() == 4 and student_feat.shape[1] != teacher_feat.shape[1]:
-            raise FakdError(f"FitNet: student has {student_feat.shape[1]} channels and teacher "
-                            f"{teacher_feat.shape[1]}; give student_channels/teacher_channels or "
-                            f"call DistillationObjective.prepare so a 1x1 adapter is built")
-        _same_shape(student_feat, teacher_feat, "FitNet", channels=True)
+            raise RuntimeError(f"FitNet: student has {student_feat.shape[1]} channels and teacher "
+                               f"{teacher_feat.shape[1]}; give student_channels/teacher_channels or "
+                               f"call DistillationObjective.prepare so a 1x1 adapter is built")
+        check_same_shape(student_feat, teacher_feat, what="FitNet", channels=True)
         return F.mse_loss(student_feat, teacher_feat.detach().to(student_feat.dtype))
 
 
@@ -99,16 +103,14 @@ class AttentionTransferLoss(nn.Module):
         self.p = p
 
     def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
-        _same_shape(student_feat, teacher_feat, "attention transfer", channels=False)
+        check_same_shape(student_feat, teacher_feat, what="attention transfer", channels=False)
         difference = attention_map(student_feat, self.p) - attention_map(teacher_feat.detach(), self.p)
         return difference.pow(2).mean()
 
 
 def fsp_matrix(first: Tensor, second: Tensor) -> Tensor:
     """Yim et al.'s flow matrix: (B, C1, H, W), (B, C2, H, W) → (B, C1, C2), divided by H·W."""
-    if first.shape[0] != second.shape[0] or first.shape[2:] != second.shape[2:]:
-        raise FakdError(f"FSP needs two maps of equal batch and spatial size, got "
-                        f"{tuple(first.shape)} and {tuple(second.shape)}")
+    check_same_shape(first, second, what="FSP", channels=False, names=("first map", "second map"))
     positions = first.shape[2] * first.shape[3]
     return torch.bmm(first.flatten(2), second.flatten(2).transpose(1, 2)) / positions
 
@@ -142,9 +144,9 @@ class ChannelAffinityLoss(nn.Module):
 
     def __init__(self, *, p: int = 1):
         super().__init__()
-        self.p = _check_order(p)
+        self.p = check_order(p)
 
     def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
-        _same_shape(student_feat, teacher_feat, "channel affinity", channels=True)
+        check_same_shape(student_feat, teacher_feat, what="channel affinity", channels=True)
         difference = channel_affinity(student_feat) - channel_affinity(teacher_feat.detach())
         return difference.abs().mean() if self.p == 1 else difference.pow(2).mean()

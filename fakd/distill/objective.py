@@ -20,9 +20,9 @@ Terms are ``DistillationTerm``s or plain dicts (as read from YAML/JSON)::
 Keys other than method/weight/student_taps/teacher_taps/name are the loss's options (``p`` for
 fakd/at/ca; ``student_channels``/``teacher_channels`` for fitnet). Feature methods: ``fakd`` (the
 paper's L1; ``p: 2`` for the squared variant), ``fitnet``, ``at``, ``fsp`` (consecutive tap pairs),
-``ca``. Output distillation (``kd``) is the α term, not a feature term; ``none`` (the teacher-free
-student) is α = 0 and no terms — ``DistillationObjective.for_method`` maps a single method name to
-these settings.
+``ca``; what each accepts and weighs by default is its record in ``fakd.distill.methods``. Output
+distillation (``kd``) is the α term, not a feature term; ``none`` (the teacher-free student) is α = 0
+and no terms — :func:`objective_for` maps method names to these settings.
 """
 
 from __future__ import annotations
@@ -33,13 +33,11 @@ from dataclasses import dataclass, field
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fakd.distill.baselines import (AttentionTransferLoss, ChannelAffinityLoss, FeatureAffinityLoss,
-                                    FitNetLoss, FSPLoss)
+from fakd.distill.baselines import FitNetLoss, check_same_shape
+from fakd.distill.methods import FEATURE_METHODS, KNOWN_METHODS, METHODS, build_loss, check_methods
+from fakd.distill.taps import check_tap_pairs
 from fakd.errors import FakdError
 
-FEATURE_LOSSES = {"fakd": FeatureAffinityLoss, "fitnet": FitNetLoss, "at": AttentionTransferLoss,
-                  "fsp": FSPLoss, "ca": ChannelAffinityLoss}
-KNOWN_METHODS = ("none", "kd", *FEATURE_LOSSES)
 RESERVED_NAMES = ("total", "l1_hr", "l1_teacher")
 OFFICIAL_PIXEL_RANGE = 255.0  # the official code's --rgb_range: the scale feature weights refer to
 
@@ -61,11 +59,11 @@ class DistillationTerm:
         if isinstance(config, DistillationTerm):
             return config
         if not isinstance(config, Mapping):
-            raise FakdError(f"a distillation term must be a dict, got {type(config).__name__}")
+            raise TypeError(f"a distillation term must be a dict, got {type(config).__name__}")
         missing = [key for key in ("method", "weight", "student_taps", "teacher_taps")
                    if key not in config]
         if missing:
-            raise FakdError(f"distillation term {dict(config)} lacks {', '.join(missing)}")
+            raise ValueError(f"distillation term {dict(config)} lacks {', '.join(missing)}")
         fields = ("method", "weight", "student_taps", "teacher_taps", "name", "options")
         options = {**config.get("options", {}),
                    **{key: value for key, value in config.items() if key not in fields}}
@@ -107,57 +105,35 @@ class DistillationObjective(nn.Module):
             self.losses[term.label] = nn.ModuleList(
                 self._build_loss(term) for _ in self._pairs(term))
 
-    @classmethod
-    def for_method(cls, method: str, *, alpha: float = 0.5, weight: float | None = None,
-                   student_taps: Iterable[str] = (), teacher_taps: Iterable[str] = (),
-                   **options) -> "DistillationObjective":
-        """One method by name: ``none`` → α = 0, no terms; ``kd`` → α only; else α + one term."""
-        if method == "none":
-            return cls(alpha=0.0)
-        if method == "kd":
-            return cls(alpha=alpha)
-        if weight is None and method in FEATURE_LOSSES:
-            raise FakdError(f"method {method!r} needs a weight")
-        return cls(alpha=alpha, terms=[{"method": method, "weight": weight,
-                                        "student_taps": student_taps,
-                                        "teacher_taps": teacher_taps, **options}])
-
     def _check_term(self, term: DistillationTerm) -> None:
-        if term.method not in FEATURE_LOSSES:
+        if term.method not in FEATURE_METHODS:
             hint = {"kd": " (output distillation is the alpha term)",
                     "none": " (no distillation is alpha=0 and no terms)"}.get(term.method, "")
-            raise FakdError(f"unknown distillation method {term.method!r}{hint}; feature terms "
-                            f"are {', '.join(FEATURE_LOSSES)} (all methods: "
-                            f"{', '.join(KNOWN_METHODS)})")
+            raise ValueError(f"unknown distillation method {term.method!r}{hint}; feature terms "
+                             f"are {', '.join(FEATURE_METHODS)} (all methods: "
+                             f"{', '.join(KNOWN_METHODS)})")
         weight = term.weight
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
             raise FakdError(f"term {term.label!r}: weight must be a non-negative number, "
                             f"got {weight!r}")
-        if len(term.student_taps) != len(term.teacher_taps):
-            raise FakdError(f"term {term.label!r}: {len(term.student_taps)} student taps "
-                            f"{list(term.student_taps)} but {len(term.teacher_taps)} teacher taps "
-                            f"{list(term.teacher_taps)}; they are paired one to one")
-        needed = 2 if term.method == "fsp" else 1
+        check_tap_pairs(term.student_taps, term.teacher_taps, what=f"term {term.label!r}")
+        needed = METHODS[term.method].min_tap_pairs
         if len(term.student_taps) < needed:
             raise FakdError(f"term {term.label!r}: method {term.method!r} needs at least "
                             f"{needed} tap pair(s)")
         if term.label in self.losses or term.label in RESERVED_NAMES:
-            raise FakdError(f"term name {term.label!r} is used twice or reserved; give each term "
-                            f"a distinct 'name'")
+            raise ValueError(f"term name {term.label!r} is used twice or reserved; give each term "
+                             f"a distinct 'name'")
 
     @staticmethod
     def _build_loss(term: DistillationTerm) -> nn.Module:
-        try:
-            return FEATURE_LOSSES[term.method](**term.options)
-        except TypeError as error:
-            raise FakdError(f"term {term.label!r}: bad options {term.options} for method "
-                            f"{term.method!r} ({error})") from None
+        return build_loss(term.method, term.options, label=term.label)
 
     @staticmethod
     def _pairs(term: DistillationTerm) -> list:
         """Tap pairs a term compares: (student, teacher) names, or for FSP consecutive pairs."""
         pairs = list(zip(term.student_taps, term.teacher_taps))
-        if term.method == "fsp":
+        if METHODS[term.method].consecutive_pairs:
             return list(zip(pairs[:-1], pairs[1:]))
         return pairs
 
@@ -195,8 +171,8 @@ class DistillationObjective(nn.Module):
         total = (1 - self.alpha) * values["l1_hr"]
         if self.alpha > 0:
             if teacher_sr is None:
-                raise FakdError(f"alpha={self.alpha} asks for output distillation but no "
-                                f"teacher_sr was given")
+                raise ValueError(f"alpha={self.alpha} asks for output distillation but no "
+                                 f"teacher_sr was given")
             values["l1_teacher"] = F.l1_loss(student_sr, teacher_sr.detach())
             total = total + self.alpha * values["l1_teacher"]
         for term in self.terms:
@@ -232,7 +208,7 @@ class DistillationObjective(nn.Module):
         return {f"share_{name}": part / total for name, part in parts.items()}
 
     def _pair_loss(self, term, loss, pair, student_features, teacher_features) -> Tensor:
-        if term.method == "fsp":
+        if METHODS[term.method].consecutive_pairs:
             (s_first, t_first), (s_second, t_second) = pair
             student = tuple(_feature(student_features, tap, "student") for tap in (s_first, s_second))
             teacher = tuple(_feature(teacher_features, tap, "teacher") for tap in (t_first, t_second))
@@ -248,13 +224,35 @@ class DistillationObjective(nn.Module):
 
 def _feature(features: Mapping[str, Tensor], tap: str, owner: str) -> Tensor:
     if tap not in features:
-        raise FakdError(f"no {owner} feature for tap {tap!r} (have: "
-                        f"{', '.join(features) or 'none'}); tap the {owner} with FeatureTaps")
+        raise RuntimeError(f"no {owner} feature for tap {tap!r} (have: "
+                           f"{', '.join(features) or 'none'}); tap the {owner} with FeatureTaps")
     return features[tap]
 
 
 def _check_spatial(term, s_tap: str, t_tap: str, student: Tensor, teacher: Tensor) -> None:
-    if student.shape[0] != teacher.shape[0] or student.shape[2:] != teacher.shape[2:]:
-        raise FakdError(f"term {term.label!r}: student tap {s_tap!r} {tuple(student.shape)} and "
-                        f"teacher tap {t_tap!r} {tuple(teacher.shape)} differ in batch or spatial "
-                        f"size")
+    check_same_shape(student, teacher, channels=False,
+                     what=f"term {term.label!r} (student tap {s_tap!r}, teacher tap {t_tap!r})")
+
+
+def objective_for(methods: Iterable[str], *, alpha: float = 0.5, weights: Mapping[str, float] | None = None,
+                  options: Mapping[str, Mapping] | None = None, student_taps: Iterable[str] = (),
+                  teacher_taps: Iterable[str] = ()) -> DistillationObjective:
+    """The objective of ``methods``, the one path from method names to an objective: ``none`` → α = 0
+    and no terms; ``kd`` → the α term; each feature method → one term over the paired taps, weighted
+    by ``weights[method]`` else its default weight (``fakd.distill.methods``).
+
+    ``weights``/``options`` may only name feature methods (output KD is weighted by ``alpha``).
+    """
+    methods = check_methods(methods)
+    weights, options = dict(weights or {}), dict(options or {})
+    for key, given in (("weights", weights), ("options", options)):
+        unused = sorted(set(given) - set(FEATURE_METHODS))
+        if unused:
+            raise FakdError(f"distill.{key} names {unused}, which are not feature methods "
+                            f"({', '.join(FEATURE_METHODS)}; output KD is set by distill.alpha)")
+    if methods == ["none"]:
+        return DistillationObjective(alpha=0.0)
+    terms = [{"method": name, "weight": float(weights.get(name, METHODS[name].default_weight)),
+              "student_taps": list(student_taps), "teacher_taps": list(teacher_taps), **options.get(name, {})}
+             for name in methods if METHODS[name].has_feature_term]
+    return DistillationObjective(alpha=alpha, terms=terms)

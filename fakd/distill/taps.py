@@ -7,6 +7,11 @@ starts a fresh ``{name: output}`` dict. The hooks store outputs as they are: a t
 
 A tapped module that runs twice in one call of ``model`` is an error (the tap would be ambiguous);
 tap a module that runs once, or call ``clear()`` between calls if you drive submodules yourself.
+
+One rule says which names are taps (:func:`valid_tap_names`): the points a model advertises with
+``tap_names()`` (fakd's models: ``head``, ``body.<i>``, ``body_tail``, ``long_skip``), or every
+submodule path of a model that advertises none. ``FeatureTaps`` and :func:`resolve_taps` (a user's tap
+list, checked before any work) both apply it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,32 @@ def valid_tap_names(model: nn.Module) -> list[str]:
     return [name for name, _ in model.named_modules() if name]
 
 
+def resolve_taps(model: nn.Module, names=None) -> list[str]:
+    """A user's tap list checked against :func:`valid_tap_names`; ``None`` means ``model.default_taps``.
+
+    A single string counts as one name; an empty list is allowed (no feature taps); a name given
+    twice is an error (taps are paired one to one with the other model's).
+    """
+    if names is None:
+        return list(model.default_taps)
+    names = [names] if isinstance(names, str) else list(names)
+    valid = valid_tap_names(model)
+    unknown = [name for name in names if name not in valid]
+    if unknown:
+        raise FakdError(f"unknown tap(s) {unknown} in {type(model).__name__}: valid ones are {valid}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise FakdError(f"tap(s) {repeated} given more than once")
+    return names
+
+
+def check_tap_pairs(student_taps, teacher_taps, *, what: str) -> None:
+    """Student and teacher taps are paired one to one: equal counts, else FakdError naming ``what``."""
+    if len(student_taps) != len(teacher_taps):
+        raise FakdError(f"{what}: {len(student_taps)} student taps {list(student_taps)} but "
+                        f"{len(teacher_taps)} teacher taps {list(teacher_taps)}; they are paired one to one")
+
+
 class FeatureTaps:
     """Forward hooks on ``model``'s submodules ``names``; ``.features`` is ``{name: tensor}``."""
 
@@ -39,13 +70,12 @@ class FeatureTaps:
 
     def _resolve(self, name: str) -> nn.Module:
         if not isinstance(name, str) or not name:
-            raise FakdError(f"tap name must be a non-empty dotted module path, got {name!r}")
-        try:
-            return self.model.get_submodule(name)
-        except AttributeError:
-            valid = ", ".join(valid_tap_names(self.model))
+            raise TypeError(f"tap name must be a non-empty dotted module path, got {name!r}")
+        valid = valid_tap_names(self.model)
+        if name not in valid:
             raise FakdError(f"unknown tap {name!r} in {type(self.model).__name__}; "
-                            f"valid names: {valid}") from None
+                            f"valid names: {', '.join(valid)}")
+        return self.model.get_submodule(name)
 
     def _new_pass(self, module: nn.Module, args) -> None:
         self.features = {}
@@ -53,10 +83,10 @@ class FeatureTaps:
     def _recorder(self, name: str):
         def record(module: nn.Module, args, output) -> None:
             if name in self.features:
-                raise FakdError(f"tapped module {name!r} ran twice in one forward pass; tap a "
-                                f"module that runs once per call")
+                raise RuntimeError(f"tapped module {name!r} ran twice in one forward pass; tap a "
+                                   f"module that runs once per call")
             if not isinstance(output, Tensor):
-                raise FakdError(f"tapped module {name!r} returned {type(output).__name__}, "
+                raise TypeError(f"tapped module {name!r} returned {type(output).__name__}, "
                                 f"not a tensor")
             self.features[name] = output
         return record
@@ -75,8 +105,8 @@ class FeatureTaps:
         try:
             return self.features[name]
         except KeyError:
-            raise FakdError(f"no feature captured for tap {name!r}: run the model first "
-                            f"(captured: {', '.join(self.features) or 'none'})") from None
+            raise RuntimeError(f"no feature captured for tap {name!r}: run the model first "
+                               f"(captured: {', '.join(self.features) or 'none'})") from None
 
     def __enter__(self) -> "FeatureTaps":
         return self

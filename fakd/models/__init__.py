@@ -14,7 +14,6 @@ from fakd.models.registry import (
     build_model_from_config,
     count_parameters,
     list_presets,
-    resolve_taps,
 )
 
 __all__ = [
@@ -29,5 +28,4 @@ __all__ = [
     "edsr_default_taps",
     "list_presets",
     "rcan_default_taps",
-    "resolve_taps",
 ]

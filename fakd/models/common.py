@@ -4,36 +4,18 @@ Weights keep torch's default initialisation (Kaiming-uniform with a = sqrt(5) fo
 which is also what the official EDSR-PyTorch and RCAN code use: they never re-initialise.
 """
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
+from fakd.checks import check_positive_number, check_scale
 from fakd.errors import FakdError
 
 SUPPORTED_SCALES = (2, 3, 4, 8)
 
 # Mean RGB of DIV2K's training images in [0, 1], as EDSR-PyTorch and RCAN subtract it.
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
-
-
-def check_scale(scale: int) -> int:
-    """Return ``scale`` if the pixel-shuffle upsampler supports it, else raise FakdError."""
-    if isinstance(scale, bool) or scale not in SUPPORTED_SCALES:
-        raise FakdError(f"unsupported scale {scale!r}: use one of {list(SUPPORTED_SCALES)}")
-    return int(scale)
-
-
-def check_positive_int(name: str, value: int) -> int:
-    """Return ``value`` if it is an integer >= 1, else raise FakdError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise FakdError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def check_positive_number(name: str, value: float) -> float:
-    """Return ``value`` if it is a real number > 0, else raise FakdError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise FakdError(f"{name} must be a positive number, got {value!r}")
-    return value
 
 
 def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
@@ -88,7 +70,7 @@ class Upsampler(nn.Sequential):
     """Sub-pixel upsampler: log2(scale) × (conv → PixelShuffle(2)) or conv → PixelShuffle(3)."""
 
     def __init__(self, *, scale: int, n_feats: int):
-        scale = check_scale(scale)
+        scale = check_scale(scale, supported=SUPPORTED_SCALES)
         layers = []
         if scale == 3:
             layers += [conv3x3(n_feats, 9 * n_feats), nn.PixelShuffle(3)]
@@ -122,3 +104,33 @@ class TapPoints:
     def tap_names(self) -> list[str]:
         """Valid dotted module paths for forward hooks, in forward order."""
         return ["head", *(f"body.{i}" for i in range(len(self.body))), "body_tail", "long_skip"]
+
+
+class HeadBodyTail(TapPoints, nn.Module):
+    """EDSR-PyTorch's layout, shared by RCAN and EDSR: ``sub_mean`` → ``head`` (conv) → ``body``
+    (``n_blocks`` blocks from ``block()``) → ``body_tail`` (conv) → ``long_skip`` (+ the head's
+    output) → ``tail`` (upsampler, conv) → ``add_mean``. Inputs and outputs are RGB in [0, 1].
+
+    The modules are created in this order, so a seeded build and the state_dict keys are those of
+    the architectures before they shared this base (the shipped checkpoints load unchanged).
+    """
+
+    def __init__(self, *, config: dict, n_feats: int, n_colors: int, rgb_range: float, n_blocks: int,
+                 block: Callable[[], nn.Module]):
+        super().__init__()
+        self.scale = config["scale"]
+        self.config = config
+        self.sub_mean = MeanShift(rgb_range=rgb_range, sign=-1, n_colors=n_colors)
+        self.head = conv3x3(n_colors, n_feats)
+        self.body = nn.Sequential(*(block() for _ in range(n_blocks)))
+        self.body_tail = conv3x3(n_feats, n_feats)
+        self.long_skip = LongSkip()
+        self.tail = nn.Sequential(
+            Upsampler(scale=self.scale, n_feats=n_feats), conv3x3(n_feats, n_colors)
+        )
+        self.add_mean = MeanShift(rgb_range=rgb_range, sign=+1, n_colors=n_colors)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(self.sub_mean(x))
+        features = self.long_skip(self.body_tail(self.body(x)), x)
+        return self.add_mean(self.tail(features))

@@ -9,16 +9,8 @@ separate hook points. Parameter counts equal the official model's.
 import torch
 from torch import nn
 
-from fakd.models.common import (
-    LongSkip,
-    MeanShift,
-    TapPoints,
-    Upsampler,
-    check_positive_int,
-    check_positive_number,
-    check_scale,
-    conv3x3,
-)
+from fakd.checks import check_positive_int, check_positive_number, check_scale
+from fakd.models.common import SUPPORTED_SCALES, HeadBodyTail, conv3x3
 
 
 class ResBlock(nn.Module):
@@ -46,7 +38,7 @@ def edsr_default_taps(n_resblocks: int) -> list[str]:
     return [f"body.{block - 1}" for block in blocks] + ["long_skip"]
 
 
-class EDSR(TapPoints, nn.Module):
+class EDSR(HeadBodyTail):
     """Enhanced deep residual network; takes RGB in [0, 1], returns SR roughly in [0, 1]."""
 
     def __init__(
@@ -59,32 +51,16 @@ class EDSR(TapPoints, nn.Module):
         n_colors: int = 3,
         rgb_range: float = 1.0,
     ):
-        super().__init__()
-        self.scale = check_scale(scale)
+        scale = check_scale(scale, supported=SUPPORTED_SCALES)
         for name, value in (("n_resblocks", n_resblocks), ("n_feats", n_feats),
                             ("n_colors", n_colors)):
             check_positive_int(name, value)
         check_positive_number("res_scale", res_scale)
-        self.config = {
-            "arch": "edsr", "scale": self.scale, "n_resblocks": n_resblocks,
+        config = {
+            "arch": "edsr", "scale": scale, "n_resblocks": n_resblocks,
             "n_feats": n_feats, "res_scale": res_scale, "n_colors": n_colors,
             "rgb_range": rgb_range,
         }
+        super().__init__(config=config, n_feats=n_feats, n_colors=n_colors, rgb_range=rgb_range,
+                         n_blocks=n_resblocks, block=lambda: ResBlock(n_feats=n_feats, res_scale=res_scale))
         self.default_taps = edsr_default_taps(n_resblocks)
-
-        self.sub_mean = MeanShift(rgb_range=rgb_range, sign=-1, n_colors=n_colors)
-        self.head = conv3x3(n_colors, n_feats)
-        self.body = nn.Sequential(*(
-            ResBlock(n_feats=n_feats, res_scale=res_scale) for _ in range(n_resblocks)
-        ))
-        self.body_tail = conv3x3(n_feats, n_feats)
-        self.long_skip = LongSkip()
-        self.tail = nn.Sequential(
-            Upsampler(scale=self.scale, n_feats=n_feats), conv3x3(n_feats, n_colors)
-        )
-        self.add_mean = MeanShift(rgb_range=rgb_range, sign=+1, n_colors=n_colors)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.head(self.sub_mean(x))
-        features = self.long_skip(self.body_tail(self.body(x)), x)
-        return self.add_mean(self.tail(features))

@@ -10,16 +10,8 @@ hook points. Parameter counts equal the official model's.
 import torch
 from torch import nn
 
-from fakd.models.common import (
-    ChannelAttention,
-    LongSkip,
-    MeanShift,
-    TapPoints,
-    Upsampler,
-    check_positive_int,
-    check_scale,
-    conv3x3,
-)
+from fakd.checks import check_positive_int, check_scale
+from fakd.models.common import SUPPORTED_SCALES, ChannelAttention, HeadBodyTail, conv3x3
 
 
 class RCAB(nn.Module):
@@ -62,7 +54,7 @@ def rcan_default_taps(n_resgroups: int) -> list[str]:
     return [f"body.{group - 1}" for group in groups] + ["long_skip"]
 
 
-class RCAN(TapPoints, nn.Module):
+class RCAN(HeadBodyTail):
     """Residual channel-attention network; takes RGB in [0, 1], returns SR roughly in [0, 1]."""
 
     def __init__(
@@ -76,32 +68,16 @@ class RCAN(TapPoints, nn.Module):
         n_colors: int = 3,
         rgb_range: float = 1.0,
     ):
-        super().__init__()
-        self.scale = check_scale(scale)
+        scale = check_scale(scale, supported=SUPPORTED_SCALES)
         for name, value in (("n_resgroups", n_resgroups), ("n_resblocks", n_resblocks),
                             ("n_feats", n_feats), ("reduction", reduction), ("n_colors", n_colors)):
             check_positive_int(name, value)
-        self.config = {
-            "arch": "rcan", "scale": self.scale, "n_resgroups": n_resgroups,
+        config = {
+            "arch": "rcan", "scale": scale, "n_resgroups": n_resgroups,
             "n_resblocks": n_resblocks, "n_feats": n_feats, "reduction": reduction,
             "n_colors": n_colors, "rgb_range": rgb_range,
         }
+        super().__init__(config=config, n_feats=n_feats, n_colors=n_colors, rgb_range=rgb_range,
+                         n_blocks=n_resgroups, block=lambda: ResidualGroup(
+                             n_feats=n_feats, n_resblocks=n_resblocks, reduction=reduction))
         self.default_taps = rcan_default_taps(n_resgroups)
-
-        self.sub_mean = MeanShift(rgb_range=rgb_range, sign=-1, n_colors=n_colors)
-        self.head = conv3x3(n_colors, n_feats)
-        self.body = nn.Sequential(*(
-            ResidualGroup(n_feats=n_feats, n_resblocks=n_resblocks, reduction=reduction)
-            for _ in range(n_resgroups)
-        ))
-        self.body_tail = conv3x3(n_feats, n_feats)
-        self.long_skip = LongSkip()
-        self.tail = nn.Sequential(
-            Upsampler(scale=self.scale, n_feats=n_feats), conv3x3(n_feats, n_colors)
-        )
-        self.add_mean = MeanShift(rgb_range=rgb_range, sign=+1, n_colors=n_colors)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.head(self.sub_mean(x))
-        features = self.long_skip(self.body_tail(self.body(x)), x)
-        return self.add_mean(self.tail(features))

@@ -18,6 +18,7 @@ Small pairs that keep RCAN's shape (10 groups, same width for teacher and studen
 
 import inspect
 
+import torch
 from torch import nn
 
 from fakd.errors import FakdError
@@ -36,6 +37,9 @@ PRESETS: dict[str, dict] = {
     "rcan-smoke-teacher": {"arch": "rcan", "n_resgroups": 10, "n_resblocks": 2, "n_feats": 16},
     "rcan-smoke-student": {"arch": "rcan", "n_resgroups": 10, "n_resblocks": 1, "n_feats": 16},
 }
+
+MAX_MODEL_PARAMETERS = 10**9  # 4 GB of float32 weights (the paper's largest model has 43 M)
+MAX_MODEL_INT_OPTION = 10_000  # widths and depths (RCAN 10x20x64 and EDSR 32x256 are far below)
 
 
 def list_presets() -> list[str]:
@@ -81,25 +85,27 @@ def build_model(name: str, *, scale: int, **overrides) -> nn.Module:
     return build_model_from_config({**config, **overrides, "preset": name})
 
 
-def resolve_taps(model: nn.Module, names=None) -> list[str]:
-    """Check tap names against ``model.tap_names()``; ``None`` means ``model.default_taps``.
-
-    A single string counts as one name; an empty list is allowed (no feature taps).
-    """
-    if names is None:
-        return list(model.default_taps)
-    names = [names] if isinstance(names, str) else list(names)
-    valid = model.tap_names()
-    unknown = [name for name in names if name not in valid]
-    if unknown:
-        raise FakdError(f"unknown tap(s) {unknown}: valid ones are {valid}")
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise FakdError(f"tap(s) {repeated} given more than once")
-    return names
-
-
 def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
     """Number of parameters (all, or only those with ``requires_grad``)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
+
+def check_model_size(model_config: dict, *, where: str) -> int:
+    """Build ``model_config`` on torch's meta device (no memory) and return its parameter count;
+    a malformed config or an absurd size (see the MAX_* limits) is a FakdError naming ``where``."""
+    for key, value in model_config.items():
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_MODEL_INT_OPTION:
+            raise FakdError(f"{where}: {key}={value} is absurdly large (limit {MAX_MODEL_INT_OPTION})")
+    try:
+        with torch.device("meta"):
+            model = build_model_from_config(dict(model_config))
+    except FakdError as error:
+        raise FakdError(f"{where}: {error}") from None
+    except (TypeError, ValueError, RuntimeError, KeyError, AttributeError) as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise FakdError(f"{where}: cannot build the model ({detail})") from None
+    parameters = count_parameters(model)
+    if parameters > MAX_MODEL_PARAMETERS:
+        raise FakdError(f"{where}: {parameters / 1e9:.3g} billion parameters ({parameters * 4 / 2**30:.3g} GiB "
+                        f"of weights) is beyond the limit of {MAX_MODEL_PARAMETERS / 1e9:.0f} billion")
+    return parameters

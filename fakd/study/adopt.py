@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fakd.atomic import write_json_atomically
-from fakd.engine.pretrained import pretrained_entry, pretrained_path
-from fakd.engine.rundir import RunDirectory
-from fakd.report.runs import TRAIN_FOLDER, default_test_sets, evaluate_on_sets, load_best_model, result_rows
-from fakd.report.runs import write_run_results
+from fakd.analysis.results import default_test_sets, evaluate_on_sets, result_rows, write_run_results
+from fakd.train.rundir import RunDirectory
+from fakd.train.runs import TRAIN_FOLDER, load_best_model
+from fakd.zoo.pretrained import pretrained_entry, pretrained_path
 
 ADOPTED_FILE = "adopted.json"
 

@@ -23,12 +23,12 @@ import shutil
 from pathlib import Path
 
 from fakd.atomic import write_bytes_atomically, write_json_atomically
-from fakd.engine.rundir import RUN_FILES as ENGINE_FILES
+from fakd.train.rundir import RUN_FILES as ENGINE_FILES
 from fakd.study.notebook_runner import DONE_MARKER
-from fakd.study.results import RESULTS_FILE
+from fakd.analysis.results import RESULTS_FILE
 
 RUN_FILES = (DONE_MARKER, RESULTS_FILE, "per_image.csv")  # the done marker first: it is copied last
-ENGINE_FOLDER = "train"  # where a training notebook keeps its engine run (fakd.report.runs)
+ENGINE_FOLDER = "train"  # where a training notebook keeps its engine run (fakd.train.runs)
 BEST_CHECKPOINT = Path(ENGINE_FOLDER) / "checkpoints" / "best.pt"
 DROPPED_OUTPUTS = ("image/png", "image/jpeg", "image/svg+xml", "text/html")
 

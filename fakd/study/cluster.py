@@ -43,11 +43,11 @@ class ClusterOptions:
 
     def __post_init__(self):
         if self.workers < 1:
-            raise FakdError(f"workers must be ≥ 1, got {self.workers}")
+            raise ValueError(f"workers must be ≥ 1, got {self.workers}")
         if self.gpus_per_point < 0:
-            raise FakdError(f"gpus per point must be ≥ 0, got {self.gpus_per_point}")
+            raise ValueError(f"gpus per point must be ≥ 0, got {self.gpus_per_point}")
         if self.threads is not None and self.threads < 1:
-            raise FakdError(f"threads must be ≥ 1, got {self.threads}")
+            raise ValueError(f"threads must be ≥ 1, got {self.threads}")
 
 
 def scheduler_address(option: str | None) -> str | None:

@@ -1,8 +1,8 @@
 """Environment of the kernels fakd starts: thread counts shared out between parallel workers, and the
-tuned allocator of ``fakd.engine.malloc`` (kernels train models, and the settings only take effect in a
+tuned allocator of ``fakd.malloc`` (kernels train models, and the settings only take effect in a
 process started with them)."""
 
-from fakd.engine.malloc import TUNED_MALLOC_VARIABLES
+from fakd.malloc import TUNED_MALLOC_VARIABLES
 from fakd.threads import choose_threads
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")

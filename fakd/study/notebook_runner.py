@@ -146,9 +146,6 @@ def run_notebook(
     as is. A failing cell raises ``NotebookFailed``; the executed notebook with the traceback stays in
     ``run_dir`` and ``fakd-failed.json`` records the error.
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     _silence_papermill_parameter_warnings()
     notebook, run_dir = Path(notebook), Path(run_dir)
     parameters = normalize_parameters(parameters or {})
@@ -165,31 +162,11 @@ def run_notebook(
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in (DONE_MARKER, FAILED_MARKER):
         (run_dir / stale).unlink(missing_ok=True)
-    kernel = kernel or KernelSettings()
     executed = executed_path(notebook, run_dir)
     started = time.monotonic()
-    try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(executed),
-            parameters={**parameters, RUN_DIR_PARAMETER: str(run_dir.resolve())},
-            kernel_name="python3",
-            progress_bar=progress,
-            start_timeout=kernel.start_timeout,
-            execution_timeout=kernel.cell_timeout,
-            kernel_manager_class=current_interpreter_kernel(kernel.environment),
-        )
-    except (PapermillExecutionError, RuntimeError, TimeoutError) as error:
-        # PapermillExecutionError: a cell raised; RuntimeError/TimeoutError: the kernel died or hung
-        # (nbclient's DeadKernelError and CellTimeoutError derive from them).
-        message = _failure_message(error)
-        write_json_atomically(run_dir / FAILED_MARKER, default=str, content={
-            "notebook": notebook.name, "parameters": parameters, "error": message,
-            "cell": getattr(error, "exec_count", None), "seconds": round(time.monotonic() - started, 3),
-            "failed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        })
-        raise NotebookFailed(f"notebook {notebook.name} failed: {message} (executed notebook kept at {executed})",
-                             executed=executed, error=message) from None
+    _execute(notebook, executed, parameters={**parameters, RUN_DIR_PARAMETER: str(run_dir.resolve())},
+             kernel=kernel or KernelSettings(), progress=progress, failed_marker=run_dir / FAILED_MARKER,
+             started=started, marked_parameters=parameters)
     seconds = time.monotonic() - started
     write_json_atomically(run_dir / DONE_MARKER, default=str, content={
         "notebook": notebook.name,
@@ -202,3 +179,34 @@ def run_notebook(
     })
     return NotebookRun(notebook=notebook, run_dir=run_dir, executed=executed, parameters=parameters,
                        reused=False, seconds=seconds)
+
+
+def _execute(notebook: Path, executed: Path, *, parameters: dict, kernel: KernelSettings, progress: bool,
+             failed_marker: Path, started: float, marked_parameters: dict) -> None:
+    """papermill ``notebook`` → ``executed``; a failing cell, a dead or hung kernel writes ``failed_marker``
+    and raises ``NotebookFailed``."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(executed),
+            parameters=parameters,
+            kernel_name="python3",
+            progress_bar=progress,
+            start_timeout=kernel.start_timeout,
+            execution_timeout=kernel.cell_timeout,
+            kernel_manager_class=current_interpreter_kernel(kernel.environment),
+        )
+    except (PapermillExecutionError, RuntimeError, TimeoutError) as error:
+        # PapermillExecutionError: a cell raised; RuntimeError/TimeoutError: the kernel died or hung
+        # (nbclient's DeadKernelError and CellTimeoutError derive from them).
+        message = _failure_message(error)
+        write_json_atomically(failed_marker, default=str, content={
+            "notebook": notebook.name, "parameters": marked_parameters, "error": message,
+            "cell": getattr(error, "exec_count", None), "seconds": round(time.monotonic() - started, 3),
+            "failed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
+        raise NotebookFailed(f"notebook {notebook.name} failed: {message} (executed notebook kept at {executed})",
+                             executed=executed, error=message) from None

@@ -163,7 +163,34 @@ def parameters_digest(parameters: dict) -> str:
 
 
 def notebook_digest(path: Path) -> str:
-    """SHA-256 of the notebook's code (code cells' sources only: editing prose or outputs changes nothing)."""
+    """SHA-256 of what the notebook's code does, so that a finished run is reused while it still holds.
+
+    Only code cells count (editing prose or outputs changes nothing), and each is reduced to its
+    statements: it is parsed with ``ast``, its ``import`` / ``from ... import`` statements are dropped
+    and the rest is written back with ``ast.unparse``, so where names are imported from, comments and
+    formatting do not count — moving a module inside fakd does not force re-training. A cell that is
+    not plain Python (an IPython magic such as ``%matplotlib``) counts with its raw source.
+    """
     notebook = read_notebook(path)
-    code = "\n\x00\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    code = "\n\x00\n".join(code_cell_statements(cell.source) for cell in notebook.cells
+                            if cell.cell_type == "code")
     return hashlib.sha256(code.encode()).hexdigest()
+
+
+def code_cell_statements(source: str) -> str:
+    """A code cell's statements without imports, unparsed (comments, layout gone); raw when unparsable."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    return ast.unparse(_DropImports().visit(tree))
+
+
+class _DropImports(ast.NodeTransformer):
+    """Removes every ``import`` / ``from ... import`` statement, at any depth."""
+
+    def visit_Import(self, node: ast.Import) -> None:
+        return None
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        return None

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from fakd.engine.config import PROFILES, load_run_config
+from fakd.train.config import PROFILES, load_run_config
 from fakd.errors import FakdError
 from fakd.paths import check_output_folder
-from fakd.report.runs import default_test_sets
+from fakd.analysis.results import default_test_sets
 from fakd.study.adopt import adopt_shipped_model
 from fakd.study.archive import archive_run, restore_runs
 from fakd.study.compact import compact_png_file
@@ -47,7 +47,7 @@ from fakd.study.parameters import notebook_parameters
 from fakd.study.preflight import check_device, check_training_data
 from fakd.study.publish import check_report_folder, publish, staging_folder, study_identity, write_marker
 from fakd.study.render import ReportEntry, render_notebook, write_report
-from fakd.study.results import read_results
+from fakd.analysis.results import read_results
 from fakd.study.sweep import print_outcome, run_sweep
 
 STUDY_GRIDS = {"smoke": "smoke.yaml", "demo": "demo.yaml", "cpu": "cpu_ablation.yaml", "paper": "paper_ablation.yaml"}
@@ -140,7 +140,7 @@ def _copy_figures(run_dir: Path, target: Path) -> list[Path]:
 
 def _headline(context: StudyContext) -> pd.DataFrame | None:
     """The paper-format table from the compare step's result rows (call only when that step succeeded)."""
-    from fakd.report.tables import paper_table
+    from fakd.analysis.tables import paper_table
 
     try:
         rows = pd.DataFrame(read_results(context.run_dir("compare")))
@@ -152,7 +152,7 @@ def _headline(context: StudyContext) -> pd.DataFrame | None:
 
 
 def _provenance(context: StudyContext, *, command: str, started: float, started_at: str) -> dict:
-    from fakd.engine.rundir import git_commit
+    from fakd.train.rundir import git_commit
 
     try:
         torch_version = metadata.version("torch")

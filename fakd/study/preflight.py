@@ -27,7 +27,7 @@ def check_training_data(profile: str, *, data_root: str | None) -> None:
     """The data root exists and every training set of the profile resolves to a folder of images."""
     from fakd.data.image_io import list_images
     from fakd.data.roots import resolve_data_root, resolve_set
-    from fakd.engine.config import load_run_config
+    from fakd.train.config import load_run_config
 
     resolve_data_root(data_root)
     for name in load_run_config(profile).data.train_sets:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from fakd.analysis.tables import to_markdown
 from fakd.atomic import write_text_atomically
-from fakd.report.tables import to_markdown
 from fakd.study.compact import compact_embedded_pngs
 
 INDEX_FILE = "index.html"

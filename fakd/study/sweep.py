@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fakd.analysis.results import gather_results
 from fakd.atomic import write_json_atomically
 from fakd.errors import FakdError
 from fakd.paths import check_output_folder
@@ -34,7 +35,6 @@ from fakd.study.grid import SweepGrid, SweepPoint
 from fakd.study.notebook_runner import RUN_DIR_PARAMETER, finished_run
 from fakd.study.parameters import check_parameters
 from fakd.study.progress import PointProgress, say
-from fakd.study.results import gather_results
 from fakd.study.worker import PROVENANCE_FILE, run_point
 
 RUNS_FOLDER = "runs"

@@ -1,0 +1,9 @@
+"""fakd.analysis: the notebooks' building blocks — results of a run, tables, statistics, figures.
+
+- ``results``: a notebook run's scores on the test sets and its files (``results.json``,
+  ``per_image.csv``), gathered over runs into one table.
+- ``tables``: paper-format tables; ``stats``: mean ± CI over seeds, paired tests.
+- ``figures`` / ``plots``: matplotlib figures; ``affinity_view``, ``explorer``: the affinity maps.
+- ``primer``: the primer notebook's small networks and loss terms.
+- ``compare``: teacher vs students of a study; ``ablation``: a student sweep as the ablation report.
+"""

@@ -1,0 +1,96 @@
+"""A study notebook's training run: the run's config, training through ``fakd.train.trainer``, its models.
+
+Layout of a ``02_train_teacher`` / ``03_distill_student`` run folder (the notebook's ``run_dir``):
+
+    RUN_DIR/train/            the training run (config.yaml, metrics.jsonl, checkpoints/best.pt, ...)
+    RUN_DIR/per_image.csv     per-image scores of the best checkpoint (``fakd.analysis.results``)
+    RUN_DIR/results.json      one row per test set (``fakd.analysis.results``)
+
+The training run resumes when the folder already holds it (same config), so a notebook re-executed
+after a code edit or an interruption continues instead of starting over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from torch import nn
+
+from fakd.data import resolve_data_root
+from fakd.device import resolve_device
+from fakd.errors import FakdError
+from fakd.threads import use_threads
+from fakd.train.config import RunConfig, load_run_config
+from fakd.train.distillation import distill_overrides
+from fakd.train.rundir import RunDirectory
+from fakd.train.trainer import train_run
+from fakd.zoo.checkpoint import load_model_from_checkpoint
+
+TRAIN_FOLDER = "train"
+
+
+def best_checkpoint(run_dir: str | Path) -> Path:
+    """``RUN_DIR/train/checkpoints/best.pt`` of a training notebook's run (FakdError when absent)."""
+    path = RunDirectory(Path(run_dir) / TRAIN_FOLDER).best_checkpoint
+    if not path.is_file():
+        raise FakdError(f"{run_dir} holds no trained model ({path} is missing): is it a finished "
+                        f"02_train_teacher / 03_distill_student run folder?")
+    return path
+
+
+def use_profile_threads(profile: str) -> int:
+    """Set this process's torch threads (``fakd.threads.use_threads``: the profile's ``threads``
+    setting, else $OMP_NUM_THREADS, else the cores the machine's load leaves free), print the choice,
+    and return the count.
+
+    Training runs do this themselves; notebooks that only evaluate call it so that, e.g., the smoke
+    profile's single thread also holds there (several threads on a busy CPU can be far slower).
+    """
+    return use_threads(configured=load_run_config(profile).threads, command="threads").threads
+
+
+def run_config(*, profile: str, seed: int, device: str | None = None, method: str | None = None,
+               weight: float | None = None, taps: Sequence[str] = (), p: int = 1) -> RunConfig:
+    """The training config of a notebook run: the profile, the seed, and (for a student) the KD choices."""
+    overrides = [f"seed={int(seed)}"]
+    if device:
+        overrides.append(f"device={device}")
+    if method is not None and method != "none":
+        overrides += distill_overrides(
+            [method], weights=None if weight is None else [float(weight)], student_taps=list(taps) or None,
+            p=int(p) if method == "fakd" else None)
+    elif weight is not None:
+        raise FakdError(f"method {method!r} has no feature term for a weight (got weight={weight})")
+    return load_run_config(profile, overrides)
+
+
+def train_teacher(run_dir: str | Path, config: RunConfig, *, data_root=None, progress: bool = False) -> dict:
+    """Train (or resume) the config's teacher into ``RUN_DIR/train``; returns the run's summary."""
+    return train_run(config, role="teacher", out=Path(run_dir) / TRAIN_FOLDER,
+                     data_root=resolve_data_root(data_root), resume=True, progress=progress)
+
+
+def train_student(run_dir: str | Path, config: RunConfig, *, method: str, teacher_run_dir: str | Path = "",
+                  data_root=None, progress: bool = False) -> dict:
+    """Train (or resume) a student: alone for ``none``, else distilled from the teacher run's best model."""
+    out = Path(run_dir) / TRAIN_FOLDER
+    if method == "none":
+        return train_run(config, role="student", out=out, data_root=resolve_data_root(data_root),
+                         resume=True, progress=progress)
+    if not str(teacher_run_dir):
+        raise FakdError(f"method {method!r} needs a teacher: set teacher_run_dir to a finished "
+                        f"02_train_teacher run folder (fakd sweep ... --set teacher_run_dir=DIR)")
+    return train_run(config, role="distill", out=out, teacher_checkpoint=best_checkpoint(teacher_run_dir),
+                     data_root=resolve_data_root(data_root), resume=True, progress=progress)
+
+
+def training_metrics(run_dir: str | Path) -> pd.DataFrame:
+    """The metrics log of a notebook's training run as a table (one row per logged iteration)."""
+    return pd.DataFrame(RunDirectory(Path(run_dir) / TRAIN_FOLDER).read_metrics())
+
+
+def load_best_model(run_dir: str | Path, *, scale: int | None = None, device=None) -> nn.Module:
+    """The best checkpoint of a training notebook's run, in eval mode on ``device``."""
+    return load_model_from_checkpoint(best_checkpoint(run_dir), resolve_device(device), scale=scale)

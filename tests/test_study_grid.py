@@ -1,0 +1,65 @@
+"""Sweep grids: the cross product of a grid file's values, fixed parameters, errors."""
+
+import json
+
+import pytest
+from test_study_parameters import PARAMETERS_CELL, write_notebook
+
+from fakd.errors import FakdError
+from fakd.study.grid import grid_from_mapping, load_grid
+
+
+@pytest.fixture
+def notebook(tmp_path):
+    return write_notebook(tmp_path / "nb.ipynb", PARAMETERS_CELL, "print(weight)")
+
+
+def test_grid_is_the_cross_product_and_union_without_duplicates(notebook):
+    grid = grid_from_mapping({
+        "notebook": str(notebook),
+        "parameters": {"flag": False},
+        "grid": [
+            {"seed": [0, 1, 2], "weight": [1.0, 10.0]},
+            {"seed": [0], "weight": [10.0], "taps": [["body.3"], ["body.3", "body.7"]]},
+            {"seed": [1], "weight": [1.0]},  # already in the first block
+        ],
+    })
+    assert len(grid.points) == 3 * 2 + 2
+    assert [point.varied for point in grid.points[:2]] == [{"seed": 0, "weight": 1.0}, {"seed": 0, "weight": 10.0}]
+    assert all(point.parameters["flag"] is False for point in grid.points)
+    keys = [point.key for point in grid.points]
+    assert len(set(keys)) == len(keys)
+    assert keys[0].startswith("seed-0_weight-1.0-")
+    assert grid.points[-1].varied["taps"] == ["body.3", "body.7"]
+
+
+def test_grid_with_fixed_overrides_changes_the_run_folders(notebook):
+    grid = grid_from_mapping({"notebook": str(notebook), "grid": {"seed": [0, 1]}})
+    fixed = grid.with_fixed({"weight": 3.0})
+    assert all(point.parameters["weight"] == 3.0 for point in fixed.points)
+    assert {point.key for point in fixed.points}.isdisjoint(point.key for point in grid.points)
+    with pytest.raises(FakdError, match="the grid varies it"):
+        grid.with_fixed({"seed": 5})
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"notebook": "nb.ipynb", "grid": {"seed": 0}}, "must be a non-empty list"),
+    ({"notebook": "nb.ipynb", "grid": {"seed": []}}, "must be a non-empty list"),
+    ({"notebook": "nb.ipynb", "grid": []}, "'grid' is empty"),
+    ({"notebook": "nb.ipynb", "grid": {"seed": [0]}, "parameters": {"seed": 1}}, "both fixed"),
+    ({"notebook": "nb.ipynb", "grid": {"seed": [0]}, "grids": {}}, "unknown key"),
+    ({"grid": {"seed": [0]}}, "'notebook' and 'grid' are required"),
+    ({"notebook": "nope.ipynb", "grid": {"seed": [0]}}, "notebook 'nope.ipynb' not found"),
+])
+def test_bad_grid_files_are_errors(tmp_path, notebook, spec, message):
+    path = tmp_path / "grid.yaml"
+    path.write_text(json.dumps(spec))  # JSON is YAML
+    with pytest.raises(FakdError, match=message):
+        load_grid(path)
+
+
+def test_grid_notebook_path_is_relative_to_the_grid_file(tmp_path, notebook):
+    (tmp_path / "grids").mkdir()
+    path = tmp_path / "grids" / "g.yaml"
+    path.write_text("notebook: ../nb.ipynb\ngrid:\n  seed: [0, 1]\n")
+    assert load_grid(path).notebook.resolve() == notebook.resolve()
