@@ -230,3 +230,41 @@ def test_schedules(schedule):
     else:
         assert rates[0] == pytest.approx(1e-3) and optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
         assert all(a > b for a, b in zip(rates, rates[1:]))
+
+
+# Speed switches (config channels_last / compile) compute what the eager path computes: the same seed
+# gives the same loss curve. Tolerance: 1e-4 relative on every logged loss and term over 4 iterations
+# of FAKD distillation (measured differences are ~1e-6: only the order of float sums changes).
+SWITCH_TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def smoke_teacher(tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher") / "run"
+    train_run(load_run_config("smoke", ["teacher.iterations=4"]), role="teacher", out=out, progress=False)
+    return out / "checkpoints" / "best.pt"
+
+
+def _fakd_losses(tmp_path, teacher, *switches) -> list[dict]:
+    config = load_run_config("smoke", ["student.iterations=4", "log_every=1", "distill.methods=[fakd]", *switches])
+    out = tmp_path / ("run-" + "-".join(switches or ("eager",)))
+    train_run(config, role="distill", out=out, teacher_checkpoint=teacher, progress=False)
+    return [{key: value for key, value in record.items() if key == "loss" or key.startswith(("l1_", "fakd"))}
+            for record in _metrics_without_time(out / "metrics.jsonl") if "loss" in record]
+
+
+def _assert_same_curve(first: list[dict], second: list[dict]) -> None:
+    assert len(first) == len(second) == 4 and first[0].keys() == second[0].keys() and "fakd" in first[0]
+    for one, other in zip(first, second):
+        for key in one:
+            assert other[key] == pytest.approx(one[key], rel=SWITCH_TOLERANCE), key
+
+
+def test_channels_last_gives_the_eager_loss_curve(tmp_path, smoke_teacher):
+    _assert_same_curve(_fakd_losses(tmp_path, smoke_teacher), _fakd_losses(tmp_path, smoke_teacher, "channels_last=true"))
+
+
+@pytest.mark.slow  # inductor compiles the model (tens of seconds on CPU)
+def test_compile_on_cpu_gives_the_eager_loss_curve(tmp_path, smoke_teacher):
+    _assert_same_curve(_fakd_losses(tmp_path, smoke_teacher),
+                       _fakd_losses(tmp_path, smoke_teacher, "compile=true", "channels_last=true"))

@@ -21,7 +21,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--overwrite", action="store_true", help="replace the run in RUN_DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (there is one only when stderr is a terminal)")
     parser.add_argument("--amp", action="store_true", help="CUDA: mixed precision (bfloat16, else float16 + loss scaling)")
-    parser.add_argument("--compile", action="store_true", help="CUDA: torch.compile the trained model")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the trained model (CPU needs a C compiler; the first steps are slow)")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="channels-last memory layout (same results within float rounding; ~1.2x faster steps on CPU)")
     add_device_argument(parser)
     add_threads_argument(parser)
     add_data_root_argument(parser)
@@ -37,6 +40,8 @@ def load_config(args: argparse.Namespace):
         overrides.append("amp=true")
     if args.compile:
         overrides.append("compile=true")
+    if args.channels_last:
+        overrides.append("channels_last=true")
     if args.threads:
         overrides.append(f"threads={args.threads}")
     config = load_run_config(args.config, overrides)

@@ -109,7 +109,8 @@ class RunConfig:
     device: str = "auto"
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     amp: bool = False  # CUDA only: bfloat16/float16 autocast for the forward passes
-    compile: bool = False  # CUDA only: torch.compile the trained model
+    compile: bool = False  # torch.compile the trained model (inductor, CPU or CUDA; first steps slow)
+    channels_last: bool = False  # channels-last memory layout for student, teacher and batches
 
     def role(self, name: str) -> RoleSettings:
         """Settings of ``teacher`` or ``student``."""

@@ -78,7 +78,8 @@ class Training:
         self.scheduler = make_scheduler(self.optimizer, self.settings, self.settings.iterations)
         self.use_fp16 = config.amp and not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_fp16) if config.amp else None
-        self.forward_model = torch.compile(model) if config.compile else model
+        self.forward_model = compiled(model) if config.compile else model
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.state = TrainingState()
         label = "+".join(config.distill.methods) if role == "distill" else role
         self.model_name = f"{self.settings.model.preset} {label} s{config.seed}"
@@ -91,8 +92,8 @@ class Training:
                data_root: str | Path | None, resume: bool, overwrite: bool) -> "Training":
         """Check the job, build model, teacher and objective, prepare the run folder, restore ``last.pt``."""
         device = resolve_device(config.device)
-        if (config.amp or config.compile) and device.type != "cuda":
-            raise FakdError("--amp and --compile are CUDA options; this run is on " + str(device))
+        if config.amp and device.type != "cuda":
+            raise FakdError("--amp is a CUDA option; this run is on " + str(device))
         if config.threads:
             torch.set_num_threads(config.threads)
         job = job_description(role=role, config=config, teacher_checkpoint=teacher_checkpoint)
@@ -103,6 +104,10 @@ class Training:
                                                     teacher_checkpoint=teacher_checkpoint, device=device)
         patches = open_training_patches(config, data_root=data_root)
         objective = objective.to(device)
+        if config.channels_last:
+            for network in (model, teacher):
+                if network is not None:
+                    network.to(memory_format=torch.channels_last)
         if teacher is not None and objective.terms:
             prepare_adapters(objective, model, teacher, patches, device)
         training = cls(config=config, role=role, device=device, run_dir=run_dir, job=job, model=model,
@@ -134,7 +139,7 @@ class Training:
         A non-finite loss writes the summary and raises FakdError before the weights change."""
         iteration = self.state.iteration
         lr_batch, hr_batch = self.patches.batch(iteration, self.config.data.batch_size)
-        lr_batch = lr_batch.to(self.device, non_blocking=True)
+        lr_batch = lr_batch.to(self.device, non_blocking=True, memory_format=self.memory_format)
         hr_batch = hr_batch.to(self.device, non_blocking=True)
         autocast_dtype = torch.float16 if self.use_fp16 else torch.bfloat16
         with torch.autocast(device_type=self.device.type, dtype=autocast_dtype, enabled=self.config.amp):
@@ -261,6 +266,15 @@ def _summary_base(training: Training) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "malloc_tuned": malloc_is_tuned(),
     }
+
+
+def compiled(model: nn.Module) -> nn.Module:
+    """``torch.compile`` of the trained model, with dynamo guarding on forward hooks: the feature taps
+    are hooks, and without the guard a graph compiled for the model without taps could be reused."""
+    import torch._dynamo
+
+    torch._dynamo.config.skip_nnmodule_hook_guards = False
+    return torch.compile(model)
 
 
 def compute_loss(model, teacher, objective, lr_batch, hr_batch, *, student_taps=None, teacher_taps=None):
