@@ -9,13 +9,12 @@ reuses the folder.
 """
 
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fakd.atomic import write_json_atomically
-from fakd.analysis.results import default_test_sets, evaluate_on_sets, result_rows, write_run_results
+from fakd.atomic import write_bytes_atomically, write_json_atomically
+from fakd.analysis.results import RESULTS_FILE, default_test_sets, evaluate_on_sets, result_rows, write_run_results
 from fakd.train.rundir import RunDirectory
 from fakd.train.runs import TRAIN_FOLDER, load_best_model
 from fakd.zoo.pretrained import pretrained_entry, pretrained_path
@@ -38,9 +37,10 @@ def adopt_shipped_model(name: str, run_dir: Path, *, data_root=None, device=None
     entry = pretrained_entry(name)
     test_sets = default_test_sets(data_root)
     record = {"model": name, "sha256": entry["sha256"], "test_sets": test_sets}
-    if _read_record(run_dir) == record and (run_dir / "results.json").is_file():
+    if _read_record(run_dir) == record and (run_dir / RESULTS_FILE).is_file():
         return AdoptedRun(run_dir=run_dir, reused=True, seconds=0.0)
-    _copy_checkpoint(pretrained_path(name), RunDirectory(run_dir / TRAIN_FOLDER).best_checkpoint)
+    # atomic: a half-copied checkpoint never sits where a model is looked for
+    write_bytes_atomically(RunDirectory(run_dir / TRAIN_FOLDER).best_checkpoint, pretrained_path(name).read_bytes())
     model = load_best_model(run_dir, scale=int(entry["scale"]), device=device)
     per_image = evaluate_on_sets(model, test_sets, scale=int(entry["scale"]), data_root=data_root, device=device)
     summary = {"scale": entry["scale"], "best_val_psnr": entry.get("validation_psnr"),
@@ -56,11 +56,3 @@ def _read_record(run_dir: Path) -> dict | None:
         return json.loads((run_dir / ADOPTED_FILE).read_text())
     except (OSError, ValueError):
         return None
-
-
-def _copy_checkpoint(source: Path, target: Path) -> None:
-    """Copy through a temporary name, so a half-copied checkpoint never sits where a model is looked for."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    shutil.copyfile(source, partial)
-    partial.replace(target)

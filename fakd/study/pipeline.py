@@ -46,7 +46,8 @@ from fakd.study.notebook_runner import KernelSettings, NotebookFailed, run_noteb
 from fakd.study.parameters import notebook_parameters
 from fakd.study.preflight import check_device, check_training_data
 from fakd.study.publish import check_report_folder, publish, staging_folder, study_identity, write_marker
-from fakd.study.render import ReportEntry, render_notebook, write_report
+from fakd.study.render import (FIGURES_FOLDER, HTML_FOLDER, TABLES_FOLDER, ReportEntry, render_notebook,
+                               write_report)
 from fakd.analysis.results import read_results
 from fakd.study.sweep import print_outcome, run_sweep
 
@@ -215,13 +216,13 @@ def _run_step(step: Step, context: StudyContext, *, workers: int, progress: bool
         note = (f"{len(grid.points)} runs of {grid.notebook.name} from grids/{grid_path.name} "
                 f"({ran} executed now); {len(report.results)} result rows")
         status = f"{len(report.failures)} failed (see {report.failures_path})" if report.failures else "done"
-        table = context.report_dir / "tables" / f"{step.name}_results.csv"  # the report stands alone
+        table = context.report_dir / TABLES_FOLDER / f"{step.name}_results.csv"  # the report stands alone
         table.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(report.results_path, table)
         return ReportEntry(title=step.title, page=table, status=status, note=note)
     notebook = resolve_notebook(step.notebook)
     parameters = _notebook_parameters(notebook, context, step)
-    html = context.report_dir / "html" / f"{notebook.stem}.html"
+    html = context.report_dir / HTML_FOLDER / f"{notebook.stem}.html"
     try:
         run = run_notebook(notebook, run_dir, parameters, progress=progress,
                            kernel=KernelSettings(environment=kernel_environment()))
@@ -302,7 +303,7 @@ def _run_steps(steps, context: StudyContext, *, workers, progress, scheduler, gp
         if entry.status != "done" and entry.status != "reused":
             failure = f"step {step.name}: {entry.status}"  # failed sweep points; later steps still run
         if step.figures:
-            figures += _copy_figures(context.run_dir(step.name), context.report_dir / "figures" / step.name)
+            figures += _copy_figures(context.run_dir(step.name), context.report_dir / FIGURES_FOLDER / step.name)
     return entries, figures, failure
 
 

@@ -18,11 +18,12 @@ from pathlib import Path
 
 from fakd.atomic import write_json_atomically
 from fakd.errors import FakdError
+from fakd.study.render import FIGURES_FOLDER, HTML_FOLDER, INDEX_FILE, README_FILE, TABLES_FOLDER
 
 MARKER_FILE = "fakd-report.json"
 MARKER_FORMAT = "fakd-report"
 MARKER_VERSION = 1
-REPORT_ENTRIES = ("index.html", "README.md", "html", "figures", "tables", MARKER_FILE)
+REPORT_ENTRIES = (INDEX_FILE, README_FILE, HTML_FOLDER, FIGURES_FOLDER, TABLES_FOLDER, MARKER_FILE)
 STAGING_SUFFIX = ".partial"
 
 

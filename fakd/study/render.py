@@ -20,6 +20,8 @@ from fakd.study.compact import compact_embedded_pngs
 
 INDEX_FILE = "index.html"
 README_FILE = "README.md"
+# A report folder's sub-folders: executed notebooks as HTML, copied figures, result tables.
+HTML_FOLDER, FIGURES_FOLDER, TABLES_FOLDER = "html", "figures", "tables"
 ANALYSIS_FILE = "ANALYSIS.md"  # written by hand beside a committed report; renders never touch it
 
 # Said first in a report of these profiles (its provenance names the profile): their numbers are no result.
