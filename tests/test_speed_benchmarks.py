@@ -61,3 +61,20 @@ def test_kd_step_checks_both_targets_and_records_the_load(tmp_path):
         (patch, variant) for patch in (8, 48) for variant in ("student alone", "output KD", "FAKD p=1", "FAKD p=2")}
     assert [(check["patch"], check["target"]) for check in result["target"]] == [(8, 1.3), (48, 1.25)]
     assert len(result["load_average"]) == 3
+
+
+def test_train_step_cached_teacher_is_bitwise_channels_last_and_counts_fewer_flops(tmp_path):
+    """Smoke profile: every variant runs the trainer's own step; reading the teacher's outputs from
+    the cache gives channels-last's losses bit for bit and skips the teacher's FLOPs."""
+    out = tmp_path / "train_step.json"
+    run_script("train_step.py", "--profile", "smoke", "--rounds", "1", "--steps", "2", "--warmup", "2",
+               "--variants", "channels-last", "channels-last + teacher cache", "--json", str(out))
+    result = json.loads(out.read_text())
+    rows = {row["variant"]: row for row in result["rows"]}
+    assert list(rows) == ["eager", "channels-last", "channels-last + teacher cache"]
+    cached = rows["channels-last + teacher cache"]
+    assert cached["bitwise_equal_to_channels_last"] and len(cached["losses"]) == 4
+    assert cached["teacher_cache"]["hits"] == 5 and cached["teacher_cache"]["misses"] == 0  # 4 timed + the FLOP step
+    assert cached["gflop_per_step"] < rows["channels-last"]["gflop_per_step"] == rows["eager"]["gflop_per_step"]
+    assert all(row["equal_within_tolerance"] for row in rows.values())
+    assert result["target"]["speedup"] == 1.5 and len(result["load_average"]) == 3

@@ -11,12 +11,14 @@ ca 1, fitnet 1, at 1000, fsp 1 (``fakd.distill.methods``). α (default 0.5):
 """
 
 import argparse
+from pathlib import Path
 
 from fakd.commands.common import shows_progress
 from fakd.commands.train import add_run_arguments, load_config, print_summary
 from fakd.data.roots import resolve_data_root
 from fakd.distill import KNOWN_METHODS
 from fakd.train.distillation import distill_overrides
+from fakd.paths import check_output_folder
 from fakd.train.trainer import train_run
 
 
@@ -38,6 +40,10 @@ def register(subparsers) -> None:
                         help="teacher tap points paired one to one with --taps")
     parser.add_argument("--p", type=int, choices=[1, 2], default=None,
                         help="FAKD affinity distance: 1 = the paper's L1 (default), 2 = squared (Gram identity)")
+    parser.add_argument("--teacher-cache", default=None, metavar="DIR",
+                        help="share the teacher's outputs per batch with other runs of the same teacher, data "
+                        "and seed through DIR (the same results; a FAKD step ~1.5x faster where another run "
+                        "stored them; ~2.7 MB per iteration at the cpu profile)")
     add_run_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -46,9 +52,14 @@ def run(args: argparse.Namespace) -> int:
     args.overrides = list(args.overrides) + distill_overrides(
         args.method, weights=args.weight, student_taps=args.taps, teacher_taps=args.teacher_taps,
         p=args.p)
+    cache = None
+    if args.teacher_cache:
+        cache = check_output_folder(Path(args.teacher_cache), label="--teacher-cache")
+        args.overrides.append("teacher_cache=true")
     config = load_config(args)
     summary = train_run(config, role="distill", out=args.out, teacher_checkpoint=args.teacher,
                         data_root=resolve_data_root(args.data_root), resume=args.resume,
-                        overwrite=args.overwrite, progress=shows_progress() and not args.no_progress)
+                        overwrite=args.overwrite, progress=shows_progress() and not args.no_progress,
+                        teacher_cache=cache)
     print_summary(summary)
     return 0

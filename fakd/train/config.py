@@ -111,6 +111,7 @@ class RunConfig:
     amp: bool = False  # CUDA only: bfloat16/float16 autocast for the forward passes
     compile: bool = False  # torch.compile the trained model (inductor, CPU or CUDA; first steps slow)
     channels_last: bool = False  # channels-last memory layout for student, teacher and batches
+    teacher_cache: bool = False  # share the frozen teacher's outputs between runs through a folder (fakd.train.teacher_cache)
 
     def role(self, name: str) -> RoleSettings:
         """Settings of ``teacher`` or ``student``."""

@@ -29,6 +29,7 @@ from fakd.train.trainer import train_run
 from fakd.zoo.checkpoint import load_model_from_checkpoint
 
 TRAIN_FOLDER = "train"
+TEACHER_CACHE_FOLDER = "teacher-outputs"  # in the teacher's run folder: its outputs shared by the students
 
 
 def best_checkpoint(run_dir: str | Path) -> Path:
@@ -74,7 +75,9 @@ def train_teacher(run_dir: str | Path, config: RunConfig, *, data_root=None, pro
 
 def train_student(run_dir: str | Path, config: RunConfig, *, method: str, teacher_run_dir: str | Path = "",
                   data_root=None, progress: bool = False) -> dict:
-    """Train (or resume) a student: alone for ``none``, else distilled from the teacher run's best model."""
+    """Train (or resume) a student: alone for ``none``, else distilled from the teacher run's best model
+    (sharing the teacher's outputs through ``TEACHER_RUN/teacher-outputs`` when the config's
+    ``teacher_cache`` is on)."""
     out = Path(run_dir) / TRAIN_FOLDER
     if method == "none":
         return train_run(config, role="student", out=out, data_root=resolve_data_root(data_root),
@@ -83,7 +86,8 @@ def train_student(run_dir: str | Path, config: RunConfig, *, method: str, teache
         raise FakdError(f"method {method!r} needs a teacher: set teacher_run_dir to a finished "
                         f"02_train_teacher run folder (fakd sweep ... --set teacher_run_dir=DIR)")
     return train_run(config, role="distill", out=out, teacher_checkpoint=best_checkpoint(teacher_run_dir),
-                     data_root=resolve_data_root(data_root), resume=True, progress=progress)
+                     data_root=resolve_data_root(data_root), resume=True, progress=progress,
+                     teacher_cache=Path(teacher_run_dir) / TEACHER_CACHE_FOLDER)
 
 
 def training_metrics(run_dir: str | Path) -> pd.DataFrame:

@@ -29,6 +29,7 @@ from fakd.train.config import RunConfig
 from fakd.train.data import open_training_patches, validation_psnr
 from fakd.train.rng import capture_rng_state
 from fakd.train.rundir import RunDirectory, git_commit
+from fakd.train.teacher_cache import TeacherOutputCache, TeacherOutputs, cache_key, run_teacher
 from fakd.train.setup import (TrainingState, build_role_model, job_description, make_scheduler, prepare_adapters,
                               restore_training_state, teacher_and_objective)
 from fakd.zoo.checkpoint import save_checkpoint
@@ -44,10 +45,15 @@ def train_run(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    teacher_cache: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) one run into ``out``; returns the summary written to summary.json."""
+    """Train (or resume) one run into ``out``; returns the summary written to summary.json.
+
+    ``teacher_cache``: a folder where the frozen teacher's outputs are shared with other runs of the
+    same teacher, data and seed (``fakd.train.teacher_cache``); used when ``config.teacher_cache`` is on."""
     training = Training.set_up(config, role=role, out=out, teacher_checkpoint=teacher_checkpoint,
-                               data_root=data_root, resume=resume, overwrite=overwrite)
+                               data_root=data_root, resume=resume, overwrite=overwrite,
+                               teacher_cache=teacher_cache)
     iterations = training.settings.iterations
     bar = tqdm(total=iterations, initial=training.state.iteration, disable=not progress,
                desc=f"{role} {training.settings.model.preset}", dynamic_ncols=True)
@@ -81,6 +87,7 @@ class Training:
         self.forward_model = compiled(model) if config.compile else model
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.state = TrainingState()
+        self.teacher_cache: TeacherOutputCache | None = None
         label = "+".join(config.distill.methods) if role == "distill" else role
         self.model_name = f"{self.settings.model.preset} {label} s{config.seed}"
         self.summary_base = _summary_base(self)
@@ -89,7 +96,8 @@ class Training:
 
     @classmethod
     def set_up(cls, config: RunConfig, *, role: str, out: str | Path, teacher_checkpoint: str | Path | None,
-               data_root: str | Path | None, resume: bool, overwrite: bool) -> "Training":
+               data_root: str | Path | None, resume: bool, overwrite: bool,
+               teacher_cache: str | Path | None = None) -> "Training":
         """Check the job, build model, teacher and objective, prepare the run folder, restore ``last.pt``."""
         device = resolve_device(config.device)
         if config.amp and device.type != "cuda":
@@ -113,6 +121,10 @@ class Training:
         training = cls(config=config, role=role, device=device, run_dir=run_dir, job=job, model=model,
                        teacher=teacher, objective=objective, patches=patches)
         training.prepare_run_folder(resume=resume, overwrite=overwrite)
+        if config.teacher_cache and teacher is not None and teacher_cache is not None:
+            training.teacher_cache = TeacherOutputCache(teacher_cache, key=cache_key(
+                teacher_sha256=job["teacher_sha256"], teacher_taps=objective.teacher_taps, config=config,
+                patches=patches, device=device))
         return training
 
     def prepare_run_folder(self, *, resume: bool, overwrite: bool) -> None:
@@ -143,8 +155,9 @@ class Training:
         hr_batch = hr_batch.to(self.device, non_blocking=True)
         autocast_dtype = torch.float16 if self.use_fp16 else torch.bfloat16
         with torch.autocast(device_type=self.device.type, dtype=autocast_dtype, enabled=self.config.amp):
+            teacher_outputs = self.teacher_outputs(iteration, lr_batch, teacher_taps)
             total, terms = compute_loss(self.forward_model, self.teacher, self.objective, lr_batch, hr_batch,
-                                        student_taps=student_taps, teacher_taps=teacher_taps)
+                                        student_taps=student_taps, teacher_outputs=teacher_outputs)
         if not torch.isfinite(total).item():
             bar.close()
             self._stop_on_non_finite(total, terms, iteration)
@@ -160,6 +173,22 @@ class Training:
         self.scheduler.step()
         self.state.iteration = iteration + 1
         return total, terms, lr_now
+
+    def teacher_outputs(self, iteration: int, lr_batch: torch.Tensor, teacher_taps) -> TeacherOutputs | None:
+        """The teacher's SR and features for batch ``iteration``: from the cache when another run stored
+        them (the first hit checked against a live forward), else a live forward, then stored."""
+        if self.teacher is None:
+            return None
+        cache = self.teacher_cache
+        stored = cache.lookup(iteration, self.device) if cache is not None else None
+        if stored is not None and cache.checked:
+            return stored
+        live = run_teacher(self.teacher, lr_batch, teacher_taps)
+        if stored is not None:
+            cache.check(iteration, stored, live)
+        elif cache is not None:
+            cache.store(iteration, live)
+        return live
 
     def _stop_on_non_finite(self, total: torch.Tensor, terms: dict, iteration: int) -> None:
         self._update_elapsed()
@@ -241,6 +270,7 @@ class Training:
             "wall_time_seconds": round(self.state.elapsed_seconds, 3),
             "best_checkpoint": str(run_dir.best_checkpoint) if run_dir.best_checkpoint.is_file() else None,
             "last_checkpoint": str(run_dir.last_checkpoint) if run_dir.last_checkpoint.is_file() else None,
+            "teacher_cache": self.teacher_cache.summary() if self.teacher_cache is not None else None,
             **extra,
         }
         run_dir.write_summary(summary)
@@ -277,23 +307,23 @@ def compiled(model: nn.Module) -> nn.Module:
     return torch.compile(model)
 
 
-def compute_loss(model, teacher, objective, lr_batch, hr_batch, *, student_taps=None, teacher_taps=None):
+def compute_loss(model, teacher, objective, lr_batch, hr_batch, *, student_taps=None, teacher_taps=None,
+                 teacher_outputs: TeacherOutputs | None = None):
     """One forward pass of the objective: teacher (frozen, no_grad) first, then the student.
 
     ``student_taps``/``teacher_taps`` are live ``FeatureTaps`` on the two models (or None when the
-    objective has no feature terms). Returns ``(total, {term: value})``.
+    objective has no feature terms). ``teacher_outputs``, when given, stand for the teacher's forward
+    (``Training.teacher_outputs``: a live one or the cache's). Returns ``(total, {term: value})``.
     """
-    teacher_sr = None
-    if teacher is not None:
-        with torch.no_grad():
-            teacher_sr = teacher(lr_batch)
+    if teacher_outputs is None and teacher is not None:
+        teacher_outputs = run_teacher(teacher, lr_batch, teacher_taps)
     student_sr = model(lr_batch)
     return objective(
         student_sr=student_sr.float(),
         hr=hr_batch,
-        teacher_sr=None if teacher_sr is None else teacher_sr.float(),
+        teacher_sr=None if teacher_outputs is None else teacher_outputs.sr.float(),
         student_features=student_taps.features if student_taps is not None else None,
-        teacher_features=teacher_taps.features if teacher_taps is not None else None,
+        teacher_features=teacher_outputs.features if teacher_outputs is not None else None,
     )
 
 

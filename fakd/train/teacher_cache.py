@@ -1,0 +1,204 @@
+"""The frozen teacher's outputs per training batch, kept on disk for the next run that needs them.
+
+A distilled student's batch ``i`` is a pure function of (data, seed, i), and its teacher is frozen:
+every run of a study with the same teacher checkpoint, data settings, seed and teacher taps asks
+the teacher the same question at every iteration (output KD, FAKD at any weight, the ablations).
+The first such run stores the answers — the teacher's SR and its tapped features, as computed —
+and the others read them instead of running the teacher forward (~36% of a FAKD step at the cpu
+profile). Nothing computed changes: the stored tensors are the ones the forward gave, strides
+included, and the first hit of every run is checked against a live forward (a mismatch turns the
+cache off for that run and says so).
+
+Layout: ``FOLDER/<key digest>/key.json`` (what the entries depend on) and ``chunk-<n>.pt`` holding
+iterations ``[n·CHUNK, (n+1)·CHUNK)``, each written atomically once complete (a run resumed in
+the middle of a chunk leaves it to another run). Size: batch × (SR + taps) floats per iteration,
+~2.7 MB at the cpu profile (8 GB per 3000-iteration seed and tap set); delete the folder to reclaim
+it. Storing stops, with one warning, before the disk would have less than ``MIN_FREE_BYTES`` free
+or when a write fails; the run itself never stops for the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fakd.atomic import write_bytes_atomically, write_json_atomically
+from fakd.errors import FakdError
+
+CHUNK = 25  # iterations per file: ~66 MB at the cpu profile
+MIN_FREE_BYTES = 5 << 30  # storing stops rather than leave less than this free on the cache's disk
+KEY_FILE = "key.json"
+VERIFY_TOLERANCE = 1e-5  # relative: a stored answer must match a live forward this closely
+
+
+@dataclass
+class TeacherOutputs:
+    """What the objective reads from the teacher for one batch: its SR and its tapped features."""
+
+    sr: torch.Tensor
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def run_teacher(teacher, lr_batch: torch.Tensor, taps) -> TeacherOutputs:
+    """A live teacher forward without autograd; ``taps`` (a ``FeatureTaps`` or None) record the features."""
+    with torch.no_grad():
+        sr = teacher(lr_batch)
+    return TeacherOutputs(sr=sr, features=dict(taps.features) if taps is not None else {})
+
+
+def cache_key(*, teacher_sha256: str, teacher_taps: list[str], config, patches, device: torch.device) -> dict[str, Any]:
+    """Everything the teacher's answers depend on besides the iteration: entries are shared only
+    between runs whose keys are equal. The training images count by content (names and HR pixels),
+    not by where they lie, so a study's cache stays valid when its data root moves."""
+    data = config.data
+    return {
+        "teacher_sha256": teacher_sha256,
+        "teacher_taps": list(teacher_taps),
+        "scale": config.scale,
+        "seed": config.seed,
+        "train_images": patches_digest(patches),
+        "patch_size": data.patch_size,
+        "batch_size": data.batch_size,
+        "augment": data.augment,
+        "channels_last": config.channels_last,
+        "amp": config.amp,
+        "device": device.type,
+        "torch": torch.__version__,
+    }
+
+
+def patches_digest(patches) -> str:
+    """SHA-256 of the training pool: each image's name, HR and LR pixels, in pool order."""
+    digest = hashlib.sha256()
+    for index, name in enumerate(patches.train_names):
+        image = patches.training_image(index)
+        digest.update(name.encode())
+        digest.update(image.hr.numpy().tobytes())
+        digest.update(image.lr.numpy().tobytes())
+    return digest.hexdigest()
+
+
+class TeacherOutputCache:
+    """Read and write the teacher's outputs of one key; ``hits``/``misses``/``stored`` count them."""
+
+    def __init__(self, folder: str | Path, *, key: dict[str, Any]):
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        self.folder = Path(folder) / digest
+        self.key = key
+        self.hits = self.misses = self.stored = 0
+        self.storing = True
+        self.checked = False  # the first hit is compared with a live forward (``check``)
+        self.rejected: str | None = None
+        self._chunk_index: int | None = None
+        self._chunk: dict[int, dict] = {}
+        self._pending: dict[int, dict] = {}
+        self._open_folder()
+        stored = len(list(self.folder.glob("chunk-*.pt"))) if self.folder.is_dir() else 0
+        note(f"{self.folder} ({stored} chunk(s) of {CHUNK} iterations stored)")
+
+    def _open_folder(self) -> None:
+        key_file = self.folder / KEY_FILE
+        try:
+            if not key_file.is_file():
+                write_json_atomically(key_file, self.key)
+        except (FakdError, OSError) as error:  # read-only, full, not a folder: read what is there, store nothing
+            self._stop_storing(str(error))
+
+    def lookup(self, iteration: int, device: torch.device) -> TeacherOutputs | None:
+        """The stored outputs of ``iteration`` (on ``device``), or None when no run stored them yet."""
+        if self.rejected:
+            return None
+        index = iteration // CHUNK
+        if index != self._chunk_index:
+            self._chunk_index, self._chunk = index, self._read_chunk(index)
+        entry = self._chunk.get(iteration)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return TeacherOutputs(sr=entry["sr"].to(device), features={name: value.to(device) for name, value in
+                                                                   entry["features"].items()})
+
+    def _read_chunk(self, index: int) -> dict[int, dict]:
+        path = self._chunk_path(index)
+        if not path.is_file():
+            return {}
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            return {int(iteration): entry for iteration, entry in zip(payload["iterations"], payload["entries"])}
+        except Exception:  # unreadable (foreign or damaged file): compute instead, never fail the run
+            return {}
+
+    def store(self, iteration: int, outputs: TeacherOutputs) -> None:
+        """Keep ``iteration``'s outputs; a chunk is written once all its iterations are kept."""
+        index = iteration // CHUNK
+        if not self.storing or self.rejected or self._chunk_path(index).is_file():
+            return
+        self._pending = {i: entry for i, entry in self._pending.items() if i // CHUNK == index}
+        self._pending[iteration] = {"sr": outputs.sr.detach().cpu(),
+                                    "features": {name: value.detach().cpu() for name, value in outputs.features.items()}}
+        if len(self._pending) == CHUNK:
+            self._write_chunk(index)
+
+    def _write_chunk(self, index: int) -> None:
+        iterations = sorted(self._pending)
+        buffer = io.BytesIO()
+        torch.save({"iterations": iterations, "entries": [self._pending[i] for i in iterations]}, buffer)
+        self._pending = {}
+        try:
+            free = shutil.disk_usage(self.folder).free
+            if free - buffer.tell() < MIN_FREE_BYTES:
+                self._stop_storing(f"{free / 2**30:.1f} GiB free on its disk; it keeps {MIN_FREE_BYTES / 2**30:.0f} GiB free")
+                return
+            write_bytes_atomically(self._chunk_path(index), buffer.getvalue())
+            self.stored += len(iterations)
+        except (FakdError, OSError) as error:
+            self._stop_storing(str(error))
+
+    def _stop_storing(self, reason: str) -> None:
+        self.storing = False
+        warnings.warn(f"teacher cache {self.folder}: storing stopped ({reason}); training goes on "
+                      "with live teacher forwards", RuntimeWarning, stacklevel=3)
+
+    def check(self, iteration: int, stored: "TeacherOutputs", live: "TeacherOutputs") -> bool:
+        """Compare the first hit with a live forward; on disagreement the cache is off for this run."""
+        self.checked = True
+        if outputs_match(stored, live):
+            return True
+        self.rejected = f"disagrees with this run's teacher at iteration {iteration + 1}"
+        note(f"{self.folder} {self.rejected}; not used by this run")
+        return False
+
+    def _chunk_path(self, index: int) -> Path:
+        return self.folder / f"chunk-{index:06d}.pt"
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for the run's summary: where, hits, misses, iterations stored by this run, rejection."""
+        return {"folder": str(self.folder), "hits": self.hits, "misses": self.misses, "stored": self.stored,
+                "rejected": self.rejected}
+
+
+def outputs_match(stored: TeacherOutputs, live: TeacherOutputs) -> bool:
+    """Stored and live outputs agree within ``VERIFY_TOLERANCE`` (relative to each tensor's scale)."""
+    pairs = [(stored.sr, live.sr)] + [(stored.features.get(name), value) for name, value in live.features.items()]
+    for cached, computed in pairs:
+        if cached is None or cached.shape != computed.shape:
+            return False
+        scale = computed.abs().max().clamp_min(1e-12)
+        if ((cached - computed).abs().max() / scale).item() > VERIFY_TOLERANCE:
+            return False
+    return True
+
+
+def note(message: str) -> None:
+    """One line to stderr (the run's log), for what the cache did."""
+    print(f"teacher cache: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,146 @@
+"""The teacher-output cache: a run that reads the teacher's outputs from it computes exactly what a
+run with live teacher forwards computes; wrong, damaged or unwritable caches never change a result
+or stop a run; the CLI refuses a cache path that cannot be a folder."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import fakd.train.teacher_cache as teacher_cache
+from fakd.cli import main
+from fakd.train.config import load_run_config
+from fakd.train.teacher_cache import TeacherOutputs, outputs_match
+from fakd.train.trainer import train_run
+
+ITERATIONS = 6
+CHUNK = 2  # small chunks, so that a 6-iteration run writes three of them
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(teacher_cache, "CHUNK", CHUNK)
+
+
+@pytest.fixture(scope="module")
+def smoke_teacher(tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher") / "run"
+    train_run(load_run_config("smoke", ["teacher.iterations=4"]), role="teacher", out=out, progress=False)
+    return out / "checkpoints" / "best.pt"
+
+
+def _distill(out: Path, teacher: Path, cache: Path | None, *overrides: str) -> tuple[list[dict], dict]:
+    """A FAKD run's logged losses (without times) and its summary."""
+    config = load_run_config("smoke", [f"student.iterations={ITERATIONS}", "log_every=1", "validate_every=3",
+                                       "distill.methods=[fakd]", "teacher_cache=true", *overrides])
+    summary = train_run(config, role="distill", out=out, teacher_checkpoint=teacher, progress=False,
+                        teacher_cache=cache)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    for record in records:
+        record.pop("elapsed_seconds")
+    return records, summary
+
+
+def test_a_run_reading_the_cache_computes_what_live_forwards_compute(tmp_path, smoke_teacher):
+    live, live_summary = _distill(tmp_path / "live", smoke_teacher, None)
+    first, first_summary = _distill(tmp_path / "first", smoke_teacher, tmp_path / "cache")
+    second, second_summary = _distill(tmp_path / "second", smoke_teacher, tmp_path / "cache", "distill.weights={fakd: 7.0}")
+    third, third_summary = _distill(tmp_path / "third", smoke_teacher, tmp_path / "cache")
+    assert live_summary["teacher_cache"] is None
+    assert first_summary["teacher_cache"]["stored"] == ITERATIONS and first_summary["teacher_cache"]["hits"] == 0
+    assert third_summary["teacher_cache"]["hits"] == ITERATIONS and third_summary["teacher_cache"]["stored"] == 0
+    assert second_summary["teacher_cache"]["hits"] == ITERATIONS  # another weight: the same teacher answers
+    assert first == live and third == live  # bitwise: the stored tensors are the ones computed
+    # the same student and teacher answers at iteration 1 (the logged term is unweighted), then its own path
+    assert second[0]["fakd"] == live[0]["fakd"] and second[0]["loss"] != live[0]["loss"]
+    folder = Path(first_summary["teacher_cache"]["folder"])
+    assert sorted(p.name for p in folder.iterdir()) == ["chunk-000000.pt", "chunk-000001.pt", "chunk-000002.pt",
+                                                          "key.json"]
+    assert json.loads((folder / "key.json").read_text())["seed"] == 0
+
+
+def test_another_seed_or_tap_set_gets_its_own_entries(tmp_path, smoke_teacher):
+    _distill(tmp_path / "s0", smoke_teacher, tmp_path / "cache")
+    _, other_seed = _distill(tmp_path / "s1", smoke_teacher, tmp_path / "cache", "seed=1")
+    _, other_taps = _distill(tmp_path / "taps", smoke_teacher, tmp_path / "cache",
+                             "distill.student_taps=[body.1]", "distill.teacher_taps=[body.1]")
+    assert other_seed["teacher_cache"]["hits"] == 0 and other_taps["teacher_cache"]["hits"] == 0
+    assert len([p for p in (tmp_path / "cache").iterdir()]) == 3
+
+
+def test_entries_that_disagree_with_the_teacher_are_rejected_and_change_nothing(tmp_path, smoke_teacher, capsys):
+    live, _ = _distill(tmp_path / "live", smoke_teacher, None)
+    _, first = _distill(tmp_path / "first", smoke_teacher, tmp_path / "cache")
+    chunk = Path(first["teacher_cache"]["folder"]) / "chunk-000000.pt"
+    payload = torch.load(chunk, weights_only=True)
+    payload["entries"][0]["sr"] = payload["entries"][0]["sr"] * 1.01  # as if another teacher wrote it
+    torch.save(payload, chunk)
+    records, summary = _distill(tmp_path / "second", smoke_teacher, tmp_path / "cache")
+    assert records == live
+    assert summary["teacher_cache"]["rejected"].startswith("disagrees with this run's teacher at iteration 1")
+    assert summary["teacher_cache"]["hits"] == 1  # the checked one only
+    assert "not used by this run" in capsys.readouterr().err
+
+
+def test_a_damaged_chunk_is_computed_instead(tmp_path, smoke_teacher):
+    live, _ = _distill(tmp_path / "live", smoke_teacher, None)
+    _, first = _distill(tmp_path / "first", smoke_teacher, tmp_path / "cache")
+    chunk = Path(first["teacher_cache"]["folder"]) / "chunk-000001.pt"
+    chunk.write_bytes(chunk.read_bytes()[:100])
+    records, summary = _distill(tmp_path / "second", smoke_teacher, tmp_path / "cache")
+    assert records == live
+    assert summary["teacher_cache"]["hits"] == ITERATIONS - CHUNK and summary["teacher_cache"]["misses"] == CHUNK
+
+
+def test_a_cache_that_cannot_be_written_warns_and_the_run_goes_on(tmp_path, smoke_teacher):
+    live, _ = _distill(tmp_path / "live", smoke_teacher, None)
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.warns(RuntimeWarning, match="storing stopped"):
+        records, summary = _distill(tmp_path / "run", smoke_teacher, blocked)
+    assert records == live and summary["teacher_cache"]["stored"] == 0
+    assert blocked.read_text() == "not a folder"
+
+
+def test_a_student_alone_or_the_switch_off_uses_no_cache(tmp_path, smoke_teacher):
+    _, summary = _distill(tmp_path / "off", smoke_teacher, tmp_path / "cache", "teacher_cache=false")
+    assert summary["teacher_cache"] is None and not (tmp_path / "cache").exists()
+
+
+def test_outputs_match_is_relative_and_checks_every_tap():
+    features = {"a": torch.full((1, 2, 3, 3), 100.0)}
+    live = TeacherOutputs(sr=torch.ones(1, 3, 4, 4), features=features)
+    assert outputs_match(TeacherOutputs(sr=torch.ones(1, 3, 4, 4) * (1 + 1e-7), features=dict(features)), live)
+    assert not outputs_match(TeacherOutputs(sr=torch.ones(1, 3, 4, 4), features={}), live)
+    assert not outputs_match(TeacherOutputs(sr=torch.ones(1, 3, 4, 4),
+                                            features={"a": torch.full((1, 2, 3, 3), 100.1)}), live)
+
+
+def test_cli_refuses_a_cache_path_that_is_a_file(tmp_path, smoke_teacher, capsys):
+    blocked = tmp_path / "cache"
+    blocked.write_text("mine")
+    code = main(["distill", "--teacher", str(smoke_teacher), "--config", "smoke", "--no-progress",
+                 "--teacher-cache", str(blocked), "--out", str(tmp_path / "out")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "--teacher-cache" in lines[0]
+    assert blocked.read_text() == "mine" and not (tmp_path / "out").exists()
+
+
+def test_cli_distill_with_a_cache_records_it(tmp_path, smoke_teacher):
+    args = ["distill", "--teacher", str(smoke_teacher), "--config", "smoke", "--no-progress", "--set",
+            f"student.iterations={ITERATIONS}", "--teacher-cache", str(tmp_path / "cache")]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["teacher_cache"]["hits"] == ITERATIONS
+    assert "teacher_cache: true" in (tmp_path / "b" / "config.yaml").read_text()
+
+
+def test_storing_stops_before_the_disk_runs_low(tmp_path, smoke_teacher, monkeypatch):
+    monkeypatch.setattr(teacher_cache, "MIN_FREE_BYTES", 1 << 60)  # more than any disk has free
+    live, _ = _distill(tmp_path / "live", smoke_teacher, None)
+    with pytest.warns(RuntimeWarning, match="GiB free on its disk"):
+        records, summary = _distill(tmp_path / "run", smoke_teacher, tmp_path / "cache")
+    assert records == live and summary["teacher_cache"]["stored"] == 0
+    assert not list((tmp_path / "cache").rglob("chunk-*"))
