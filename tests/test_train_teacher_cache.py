@@ -60,6 +60,16 @@ def test_a_run_reading_the_cache_computes_what_live_forwards_compute(tmp_path, s
     assert json.loads((folder / "key.json").read_text())["seed"] == 0
 
 
+def test_output_kd_stores_the_default_taps_that_fakd_reads(tmp_path, smoke_teacher):
+    live_kd, _ = _distill(tmp_path / "live-kd", smoke_teacher, None, "distill.methods=[kd]")
+    kd, kd_summary = _distill(tmp_path / "kd", smoke_teacher, tmp_path / "cache", "distill.methods=[kd]")
+    live_fakd, _ = _distill(tmp_path / "live-fakd", smoke_teacher, None)
+    fakd, fakd_summary = _distill(tmp_path / "fakd", smoke_teacher, tmp_path / "cache")
+    assert kd == live_kd and fakd == live_fakd
+    assert kd_summary["teacher_cache"]["stored"] == ITERATIONS and fakd_summary["teacher_cache"]["hits"] == ITERATIONS
+    assert fakd_summary["teacher_cache"]["folder"] == kd_summary["teacher_cache"]["folder"]
+
+
 def test_another_seed_or_tap_set_gets_its_own_entries(tmp_path, smoke_teacher):
     _distill(tmp_path / "s0", smoke_teacher, tmp_path / "cache")
     _, other_seed = _distill(tmp_path / "s1", smoke_teacher, tmp_path / "cache", "seed=1")
@@ -144,3 +154,20 @@ def test_storing_stops_before_the_disk_runs_low(tmp_path, smoke_teacher, monkeyp
         records, summary = _distill(tmp_path / "run", smoke_teacher, tmp_path / "cache")
     assert records == live and summary["teacher_cache"]["stored"] == 0
     assert not list((tmp_path / "cache").rglob("chunk-*"))
+
+
+def test_a_study_notebooks_students_share_the_teacher_run_folders_cache(tmp_path):
+    from fakd.train.runs import TEACHER_CACHE_FOLDER, run_config, train_student, train_teacher
+
+    teacher_run = tmp_path / "teacher"
+    train_teacher(teacher_run, load_run_config("smoke", ["teacher.iterations=2"]))
+    summaries = []
+    for method, weight in (("kd", None), ("fakd", None), ("fakd", 7.0)):
+        config = run_config(profile="smoke", seed=0, method=method, weight=weight)
+        config.student.iterations, config.teacher_cache = ITERATIONS, True
+        summaries.append(train_student(tmp_path / f"{method}-{weight}", config, method=method, teacher_run_dir=teacher_run))
+    caches = [summary["teacher_cache"] for summary in summaries]
+    assert all(Path(cache["folder"]).parent == teacher_run / TEACHER_CACHE_FOLDER for cache in caches)
+    # output KD taps nothing, yet stores the teacher's default taps: FAKD's runs read its entries
+    assert caches[0]["folder"] == caches[1]["folder"] == caches[2]["folder"]
+    assert caches[0]["stored"] == ITERATIONS and caches[1]["hits"] == caches[2]["hits"] == ITERATIONS

@@ -1,11 +1,12 @@
 """The frozen teacher's outputs per training batch, kept on disk for the next run that needs them.
 
 A distilled student's batch ``i`` is a pure function of (data, seed, i), and its teacher is frozen:
-every run of a study with the same teacher checkpoint, data settings, seed and teacher taps asks
-the teacher the same question at every iteration (output KD, FAKD at any weight, the ablations).
-The first such run stores the answers — the teacher's SR and its tapped features, as computed —
-and the others read them instead of running the teacher forward (~36% of a FAKD step at the cpu
-profile). Nothing computed changes: the stored tensors are the ones the forward gave, strides
+every run of a study with the same teacher checkpoint, data settings and seed asks the teacher the
+same question at every iteration (output KD, FAKD at any weight, the ablations). The first such run
+stores the answers — the teacher's SR and its features at the run's teacher taps plus the teacher's
+default taps (``stored_taps``: so output KD, which taps nothing, and FAKD at the default taps share
+entries), as computed — and the others read them instead of running the teacher forward (~40% of
+a FAKD step's FLOPs at the cpu profile). Nothing computed changes: the stored tensors are the ones the forward gave, strides
 included, and the first hit of every run is checked against a live forward (a mismatch turns the
 cache off for that run and says so).
 
@@ -55,6 +56,11 @@ def run_teacher(teacher, lr_batch: torch.Tensor, taps) -> TeacherOutputs:
     return TeacherOutputs(sr=sr, features=dict(taps.features) if taps is not None else {})
 
 
+def stored_taps(objective_taps: list[str], teacher) -> list[str]:
+    """The teacher taps a cache entry holds: the objective's, then the teacher's default taps."""
+    return list(objective_taps) + [name for name in getattr(teacher, "default_taps", []) if name not in objective_taps]
+
+
 def cache_key(*, teacher_sha256: str, teacher_taps: list[str], config, patches, device: torch.device) -> dict[str, Any]:
     """Everything the teacher's answers depend on besides the iteration: entries are shared only
     between runs whose keys are equal. The training images count by content (names and HR pixels),
@@ -94,6 +100,7 @@ class TeacherOutputCache:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         self.folder = Path(folder) / digest
         self.key = key
+        self.taps: list[str] = list(key["teacher_taps"])  # what the live forwards must record
         self.hits = self.misses = self.stored = 0
         self.storing = True
         self.checked = False  # the first hit is compared with a live forward (``check``)

@@ -29,7 +29,7 @@ from fakd.train.config import RunConfig
 from fakd.train.data import open_training_patches, validation_psnr
 from fakd.train.rng import capture_rng_state
 from fakd.train.rundir import RunDirectory, git_commit
-from fakd.train.teacher_cache import TeacherOutputCache, TeacherOutputs, cache_key, run_teacher
+from fakd.train.teacher_cache import TeacherOutputCache, TeacherOutputs, cache_key, run_teacher, stored_taps
 from fakd.train.setup import (TrainingState, build_role_model, job_description, make_scheduler, prepare_adapters,
                               restore_training_state, teacher_and_objective)
 from fakd.zoo.checkpoint import save_checkpoint
@@ -123,7 +123,7 @@ class Training:
         training.prepare_run_folder(resume=resume, overwrite=overwrite)
         if config.teacher_cache and teacher is not None and teacher_cache is not None:
             training.teacher_cache = TeacherOutputCache(teacher_cache, key=cache_key(
-                teacher_sha256=job["teacher_sha256"], teacher_taps=objective.teacher_taps, config=config,
+                teacher_sha256=job["teacher_sha256"], teacher_taps=stored_taps(objective.teacher_taps, teacher), config=config,
                 patches=patches, device=device))
         return training
 
@@ -142,8 +142,9 @@ class Training:
     def taps(self):
         """Feature taps on student and teacher for the objective's terms (empty without a teacher)."""
         with_teacher = self.teacher is not None
+        teacher_names = self.teacher_cache.taps if self.teacher_cache is not None else self.objective.teacher_taps
         return _PairedTaps(self.model, self.objective.student_taps if with_teacher else [],
-                           self.teacher, self.objective.teacher_taps if with_teacher else [])
+                           self.teacher, teacher_names if with_teacher else [])
 
     def step(self, student_taps, teacher_taps, *, bar) -> tuple[torch.Tensor, dict, float]:
         """One optimisation step on batch ``state.iteration``; returns (total, terms, the step's lr).
