@@ -3,6 +3,7 @@ run with live teacher forwards computes; wrong, damaged or unwritable caches nev
 or stop a run; the CLI refuses a cache path that cannot be a folder."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,18 @@ def test_a_study_notebooks_students_share_the_teacher_run_folders_cache(tmp_path
     # output KD taps nothing, yet stores the teacher's default taps: FAKD's runs read its entries
     assert caches[0]["folder"] == caches[1]["folder"] == caches[2]["folder"]
     assert caches[0]["stored"] == ITERATIONS and caches[1]["hits"] == caches[2]["hits"] == ITERATIONS
+
+
+def test_fakd_study_says_where_the_cache_lies_and_how_big_it_is(tmp_path, capsys):
+    from fakd.commands.study import print_teacher_cache
+
+    print_teacher_cache(tmp_path / "teacher")
+    assert capsys.readouterr().out == ""  # no cache (a profile without it): nothing said
+    chunk = tmp_path / "teacher" / "teacher-outputs" / "0123" / "chunk-000000.pt"
+    chunk.parent.mkdir(parents=True)
+    chunk.write_bytes(b"")
+    os.truncate(chunk, 300_000_000)  # sparse: its size without the disk
+    print_teacher_cache(tmp_path / "teacher")
+    line = capsys.readouterr().out.strip()
+    assert "take 0.3 GB in" in line and str(tmp_path / "teacher" / "teacher-outputs") in line
+    assert chunk.stat().st_size == 300_000_000  # said, not deleted

@@ -81,4 +81,17 @@ def run(args: argparse.Namespace) -> int:
               f"partial report is {report.index}", file=sys.stderr)
         return 1
     print(f"study: report in {report.index} and {report.readme}")
+    print_teacher_cache(runs_dir / "teacher")
     return 0
+
+
+def print_teacher_cache(teacher_run: Path) -> None:
+    """Where the students' shared teacher outputs lie and their size: fakd's own files, kept for a
+    later extension of the study (more seeds reuse them) until the user deletes them."""
+    from fakd.train.runs import TEACHER_CACHE_FOLDER
+
+    folder = teacher_run / TEACHER_CACHE_FOLDER
+    if folder.is_dir():
+        size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+        print(f"study: the teacher's outputs shared by the students take {size / 1e9:.1f} GB in {folder} "
+              f"(fakd.train.teacher_cache); delete that folder to reclaim the space")
