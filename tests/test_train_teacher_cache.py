@@ -102,6 +102,11 @@ def test_a_damaged_chunk_is_computed_instead(tmp_path, smoke_teacher):
     records, summary = _distill(tmp_path / "second", smoke_teacher, tmp_path / "cache")
     assert records == live
     assert summary["teacher_cache"]["hits"] == ITERATIONS - CHUNK and summary["teacher_cache"]["misses"] == CHUNK
+    # a chunk that loads but holds something else (entries without the taps) counts as absent too
+    other = Path(first["teacher_cache"]["folder"]) / "chunk-000002.pt"
+    torch.save({"iterations": [4, 5], "entries": [{"sr": torch.zeros(1), "features": {}}] * 2}, other)
+    records, summary = _distill(tmp_path / "third", smoke_teacher, tmp_path / "cache")
+    assert records == live and summary["teacher_cache"]["hits"] == ITERATIONS - 2 * CHUNK
 
 
 def test_a_cache_that_cannot_be_written_warns_and_the_run_goes_on(tmp_path, smoke_teacher):
@@ -134,7 +139,7 @@ def test_cli_refuses_a_cache_path_that_is_a_file(tmp_path, smoke_teacher, capsys
     code = main(["distill", "--teacher", str(smoke_teacher), "--config", "smoke", "--no-progress",
                  "--teacher-cache", str(blocked), "--out", str(tmp_path / "out")])
     lines = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and "--teacher-cache" in lines[0]
+    assert code == 2 and len(lines) == 1 and "--teacher-cache" in lines[0] and "not a folder" in lines[0]
     assert blocked.read_text() == "mine" and not (tmp_path / "out").exists()
 
 
@@ -187,3 +192,19 @@ def test_fakd_study_says_where_the_cache_lies_and_how_big_it_is(tmp_path, capsys
     line = capsys.readouterr().out.strip()
     assert "take 0.3 GB in" in line and str(tmp_path / "teacher" / "teacher-outputs") in line
     assert chunk.stat().st_size == 300_000_000  # said, not deleted
+
+
+def test_a_run_folder_from_before_the_speed_switches_still_resumes(tmp_path, smoke_teacher):
+    """Runs written before channels_last/compile/teacher_cache existed have no such keys: resuming them,
+    or resuming with a switch turned on, is the same run (the switches change speed, not results)."""
+    out = tmp_path / "run"
+    _distill(out, smoke_teacher, None, f"student.iterations={ITERATIONS - 2}", "teacher_cache=false")
+    config_file = out / "config.yaml"
+    kept = [line for line in config_file.read_text().splitlines()
+            if not line.startswith(("channels_last:", "compile:", "teacher_cache:"))]
+    config_file.write_text("\n".join(kept) + "\n")
+    config = load_run_config("smoke", [f"student.iterations={ITERATIONS - 2}", "log_every=1", "validate_every=3",
+                                       "distill.methods=[fakd]", "teacher_cache=true", "channels_last=true"])
+    summary = train_run(config, role="distill", out=out, teacher_checkpoint=smoke_teacher, progress=False,
+                        resume=True, teacher_cache=tmp_path / "cache")
+    assert summary["status"] == "finished" and summary["final_iteration"] == ITERATIONS - 2

@@ -17,8 +17,8 @@ from fakd.commands.common import shows_progress
 from fakd.commands.train import add_run_arguments, load_config, print_summary
 from fakd.data.roots import resolve_data_root
 from fakd.distill import KNOWN_METHODS
+from fakd.errors import FakdError
 from fakd.train.distillation import distill_overrides
-from fakd.paths import check_output_folder
 from fakd.train.trainer import train_run
 
 
@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
         p=args.p)
     cache = None
     if args.teacher_cache:
-        cache = check_output_folder(Path(args.teacher_cache), label="--teacher-cache")
+        cache = Path(args.teacher_cache)
+        if cache.exists() and not cache.is_dir():  # read-only is fine: the run reads what is there
+            raise FakdError(f"--teacher-cache {str(cache)!r} is a file, not a folder")
         args.overrides.append("teacher_cache=true")
     config = load_config(args)
     summary = train_run(config, role="distill", out=args.out, teacher_checkpoint=args.teacher,

@@ -68,7 +68,7 @@ def cache_key(*, teacher_sha256: str, teacher_taps: list[str], config, patches, 
     data = config.data
     return {
         "teacher_sha256": teacher_sha256,
-        "teacher_taps": list(teacher_taps),
+        "teacher_taps": sorted(teacher_taps),
         "scale": config.scale,
         "seed": config.seed,
         "train_images": patches_digest(patches),
@@ -100,7 +100,7 @@ class TeacherOutputCache:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         self.folder = Path(folder) / digest
         self.key = key
-        self.taps: list[str] = list(key["teacher_taps"])  # what the live forwards must record
+        self.taps: list[str] = list(key["teacher_taps"])  # what the live forwards record (order: irrelevant)
         self.hits = self.misses = self.stored = 0
         self.storing = True
         self.checked = False  # the first hit is compared with a live forward (``check``)
@@ -137,18 +137,25 @@ class TeacherOutputCache:
 
     def _read_chunk(self, index: int) -> dict[int, dict]:
         path = self._chunk_path(index)
-        if not path.is_file():
-            return {}
         try:
+            if not path.is_file():
+                return {}
             payload = torch.load(path, map_location="cpu", weights_only=True)
-            return {int(iteration): entry for iteration, entry in zip(payload["iterations"], payload["entries"])}
-        except Exception:  # unreadable (foreign or damaged file): compute instead, never fail the run
+            chunk = {int(iteration): entry for iteration, entry in zip(payload["iterations"], payload["entries"])}
+            if not all(isinstance(entry["sr"], torch.Tensor) and set(self.taps) <= set(entry["features"])
+                       for entry in chunk.values()):
+                return {}
+            return chunk
+        except Exception:  # unreadable (foreign, damaged or unreachable file): compute instead, never fail the run
             return {}
 
     def store(self, iteration: int, outputs: TeacherOutputs) -> None:
         """Keep ``iteration``'s outputs; a chunk is written once all its iterations are kept."""
         index = iteration // CHUNK
-        if not self.storing or self.rejected or self._chunk_path(index).is_file():
+        try:
+            if not self.storing or self.rejected or self._chunk_path(index).is_file():
+                return
+        except OSError:
             return
         self._pending = {i: entry for i, entry in self._pending.items() if i // CHUNK == index}
         self._pending[iteration] = {"sr": outputs.sr.detach().cpu(),

@@ -29,9 +29,9 @@ from fakd.train.config import RunConfig
 from fakd.train.data import open_training_patches, validation_psnr
 from fakd.train.rng import capture_rng_state
 from fakd.train.rundir import RunDirectory, git_commit
-from fakd.train.teacher_cache import TeacherOutputCache, TeacherOutputs, cache_key, run_teacher, stored_taps
 from fakd.train.setup import (TrainingState, build_role_model, job_description, make_scheduler, prepare_adapters,
                               restore_training_state, teacher_and_objective)
+from fakd.train.teacher_cache import TeacherOutputCache, TeacherOutputs, cache_key, run_teacher, stored_taps
 from fakd.zoo.checkpoint import save_checkpoint
 
 
