@@ -14,11 +14,17 @@ from fakd.errors import FakdError
 
 def check_output_folder(path: Path, *, label: str = "--output") -> Path:
     """``path`` is a folder (or can be made below an existing one) that this process can write into."""
+    path = check_not_a_file(path, label=label)
+    _check_writable(path, label=label)
+    return path
+
+
+def check_not_a_file(path: Path, *, label: str) -> Path:
+    """``path`` is a folder or nothing yet: a folder that may be read-only (a shared cache) is fine."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise FakdError(f"{label} {str(path)!r} is a file, not a folder: a path that is not a folder cannot "
                         f"hold the outputs")
-    _check_writable(path, label=label)
     return path
 
 

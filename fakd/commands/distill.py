@@ -17,7 +17,7 @@ from fakd.commands.common import shows_progress
 from fakd.commands.train import add_run_arguments, load_config, print_summary
 from fakd.data.roots import resolve_data_root
 from fakd.distill import KNOWN_METHODS
-from fakd.errors import FakdError
+from fakd.paths import check_not_a_file
 from fakd.train.distillation import distill_overrides
 from fakd.train.trainer import train_run
 
@@ -53,10 +53,8 @@ def run(args: argparse.Namespace) -> int:
         args.method, weights=args.weight, student_taps=args.taps, teacher_taps=args.teacher_taps,
         p=args.p)
     cache = None
-    if args.teacher_cache:
-        cache = Path(args.teacher_cache)
-        if cache.exists() and not cache.is_dir():  # read-only is fine: the run reads what is there
-            raise FakdError(f"--teacher-cache {str(cache)!r} is a file, not a folder")
+    if args.teacher_cache:  # a read-only folder is fine: the run reads what is there
+        cache = check_not_a_file(Path(args.teacher_cache), label="--teacher-cache")
         args.overrides.append("teacher_cache=true")
     config = load_config(args)
     summary = train_run(config, role="distill", out=args.out, teacher_checkpoint=args.teacher,

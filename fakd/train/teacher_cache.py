@@ -183,7 +183,7 @@ class TeacherOutputCache:
         warnings.warn(f"teacher cache {self.folder}: storing stopped ({reason}); training goes on "
                       "with live teacher forwards", RuntimeWarning, stacklevel=3)
 
-    def check(self, iteration: int, stored: "TeacherOutputs", live: "TeacherOutputs") -> bool:
+    def check(self, iteration: int, stored: TeacherOutputs, live: TeacherOutputs) -> bool:
         """Compare the first hit with a live forward; on disagreement the cache is off for this run."""
         self.checked = True
         if outputs_match(stored, live):
