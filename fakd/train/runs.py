@@ -53,8 +53,14 @@ def use_profile_threads(profile: str) -> int:
 
 
 def run_config(*, profile: str, seed: int, device: str | None = None, method: str | None = None,
-               weight: float | None = None, taps: Sequence[str] = (), p: int = 1) -> RunConfig:
-    """The training config of a notebook run: the profile, the seed, and (for a student) the KD choices."""
+               weight: float | None = None, taps: Sequence[str] = (), p: int = 1, alpha: float | None = None,
+               student_iterations: int | None = None) -> RunConfig:
+    """The training config of a notebook run: the profile, the seed, and (for a student) the KD choices.
+
+    ``alpha``: the output-KD share (None: the profile's); only for a method with a teacher.
+    ``student_iterations``: the student's length (None: the profile's); the learning-rate milestones are
+    fractions of it, so a longer run keeps the schedule's shape.
+    """
     overrides = [f"seed={int(seed)}"]
     if device:
         overrides.append(f"device={device}")
@@ -62,8 +68,13 @@ def run_config(*, profile: str, seed: int, device: str | None = None, method: st
         overrides += distill_overrides(
             [method], weights=None if weight is None else [float(weight)], student_taps=list(taps) or None,
             p=int(p) if method == "fakd" else None)
-    elif weight is not None:
-        raise FakdError(f"method {method!r} has no feature term for a weight (got weight={weight})")
+    elif weight is not None or alpha is not None:
+        raise FakdError(f"method {method!r} has no teacher term for a weight or alpha "
+                        f"(got weight={weight}, alpha={alpha})")
+    if alpha is not None:
+        overrides.append(f"distill.alpha={float(alpha)}")
+    if student_iterations is not None:
+        overrides.append(f"student.iterations={int(student_iterations)}")
     return load_run_config(profile, overrides)
 
 
