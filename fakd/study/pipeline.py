@@ -51,7 +51,8 @@ from fakd.study.render import (FIGURES_FOLDER, HTML_FOLDER, TABLES_FOLDER, Repor
 from fakd.analysis.results import read_results
 from fakd.study.sweep import finished_part, print_outcome, run_sweep
 
-STUDY_GRIDS = {"smoke": "smoke.yaml", "demo": "demo.yaml", "cpu": "cpu_ablation.yaml", "paper": "paper_ablation.yaml"}
+STUDY_GRIDS = {"smoke": "smoke.yaml", "demo": "demo.yaml", "cpu": "cpu_ablation.yaml", "cpu-x2": "cpu_x2.yaml",
+               "paper": "paper_ablation.yaml"}
 # Profiles whose teacher is a shipped model, adopted instead of trained.
 SHIPPED_TEACHERS = {"demo": "rcan-cpu-teacher-x4"}
 SUMMARY_FILE = "summary.md"
