@@ -153,3 +153,11 @@ def test_a_gain_that_does_not_change_holds(tmp_path):
     change = gain_change(read_per_image(sweep), arm=("FAKD w=100", "FAKD w=100, 12000 it."),
                          reference=("no KD", "no KD, 12000 it.")).iloc[0]
     assert change["trend"] == "holds" and change["t_p"] > 0.05
+
+
+def test_training_time_counts_each_run_once():
+    from fakd.analysis.ablation import training_time_markdown
+
+    sweep = pd.DataFrame({"run": ["a", "a", "b"], "wall_time_s": [3600.0, 3600.0, 1800.0]})
+    assert training_time_markdown(sweep).startswith("Training time: 2 student runs, 1.5 h of training wall time")
+    assert training_time_markdown(pd.DataFrame({"run": ["a"]})) == ""

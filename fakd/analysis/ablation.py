@@ -250,3 +250,15 @@ def summary_markdown(table: pd.DataFrame, tests: pd.DataFrame, *, method: str = 
         lines += ["", f"Only {seeds} seed per configuration: no confidence interval over seeds; the "
                       f"per-image tests cover image-to-image spread, not training noise."]
     return "\n".join(lines) + "\n"
+
+
+def training_time_markdown(sweep: pd.DataFrame) -> str:
+    """How much training the sweep's runs took: runs, summed wall time of their training (hours) and the
+    longest run, from the results' ``wall_time_s``."""
+    runs = sweep.drop_duplicates("run")
+    if "wall_time_s" not in runs.columns or runs["wall_time_s"].isna().all():
+        return ""
+    seconds = runs["wall_time_s"].dropna()
+    return (f"Training time: {len(runs)} student runs, {seconds.sum() / 3600:.1f} h of training wall time in all "
+            f"(one torch thread each; runs in parallel overlap), {seconds.median() / 60:.0f} min median, "
+            f"{seconds.max() / 60:.0f} min longest.\n")
