@@ -34,13 +34,18 @@ def _run(root, rows, *, name, method, seed, psnr, val_psnr, teacher, weight=None
                  "psnr": float(np.mean(psnr)), "ssim": 0.8, "val_psnr": val_psnr, "teacher_run": str(teacher)})
 
 
-def make_fair_sweep(tmp_path):
-    """no KD, output KD over alpha, FitNet over its grid, FAKD w 1 and 100; the validation and test sets
-    disagree for FitNet (test prefers w=100, validation w=10), so a test-set choice would be visible."""
+def _teacher(tmp_path):
     teacher = tmp_path / "teacher"
     teacher.mkdir()
     (teacher / "results.json").write_text(json.dumps({"rows": [
         {"dataset": "Set5", "scale": 4, "psnr": TEACHER_PSNR, "ssim": 0.88, "val_psnr": 29.0}]}))
+    return teacher
+
+
+def make_fair_sweep(tmp_path):
+    """no KD, output KD over alpha, FitNet over its grid, FAKD w 1 and 100; the validation and test sets
+    disagree for FitNet (test prefers w=100, validation w=10), so a test-set choice would be visible."""
+    teacher = _teacher(tmp_path)
     root, rows = tmp_path / "sweep", []
     base = 30.0 + np.random.default_rng(0).normal(0, 1, len(IMAGES))
     noise = np.random.default_rng(3)
@@ -109,10 +114,7 @@ def test_paper_table_gap_shares_and_verdict(tmp_path):
 
 
 def _long_sweep(tmp_path, *, long_gain: float):
-    teacher = tmp_path / "teacher"
-    teacher.mkdir()
-    (teacher / "results.json").write_text(json.dumps({"rows": [
-        {"dataset": "Set5", "scale": 4, "psnr": TEACHER_PSNR, "ssim": 0.88, "val_psnr": 29.0}]}))
+    teacher = _teacher(tmp_path)
     root, rows = tmp_path / "sweep", []
     base = 30.0 + np.random.default_rng(1).normal(0, 1, len(IMAGES))
     noise = np.random.default_rng(2)
