@@ -170,6 +170,15 @@ def wrap_for_gradients(ranks: Ranks, module: nn.Module, device: torch.device) ->
     return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
 
 
+def is_lost_rank(ranks: Ranks, error: BaseException) -> bool:
+    """Whether ``error`` is a collective that failed — another rank gone, or silent past the timeout:
+    torch's ``DistError``, or the ``RuntimeError`` gloo raises from inside DDP (``Connection reset by
+    peer``, ``Timed out waiting``), which names gloo's source. Any other error is left as it is."""
+    if not ranks.distributed:
+        return False
+    return isinstance(error, dist.DistError) or (isinstance(error, RuntimeError) and "gloo" in str(error).lower())
+
+
 def lost_rank_error(ranks: Ranks, error: Exception, *, kept: str) -> FakdError:
     """The one line for a collective that failed: another rank died, or did not answer in time."""
     detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

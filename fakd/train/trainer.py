@@ -28,9 +28,9 @@ from fakd.distill import DistillationObjective
 from fakd.errors import FakdError
 from fakd.train.config import RunConfig
 from fakd.train.data import open_training_patches, validation_psnr
-from fakd.train.distributed import (Ranks, average, check_batch_split, end_process_group, lost_rank_error,
-                                    on_rank_zero, rank_device, ranks_from_environment, start_process_group,
-                                    wrap_for_gradients)
+from fakd.train.distributed import (Ranks, average, check_batch_split, end_process_group, is_lost_rank,
+                                    lost_rank_error, on_rank_zero, rank_device, ranks_from_environment,
+                                    start_process_group, wrap_for_gradients)
 from fakd.train.loss import PairedTaps, StudentLoss, compute_loss  # compute_loss: also imported from here (benchmarks, tests)
 from fakd.train.records import checkpoint_payload, run_summary, summary_base
 from fakd.train.rundir import RunDirectory
@@ -59,19 +59,20 @@ def train_run(
     (and the run is on one process). Under torchrun (``WORLD_SIZE`` > 1) every rank calls this and
     trains its share of each batch; rank 0 writes the run folder (``fakd.train.distributed``)."""
     ranks = ranks_from_environment()
-    finished = False
+    training, finished = None, False
     try:
         training = Training.set_up(config, role=role, out=out, teacher_checkpoint=teacher_checkpoint,
                                    data_root=data_root, resume=resume, overwrite=overwrite,
                                    teacher_cache=teacher_cache, ranks=ranks)
-        try:
-            summary = _train_loop(training, progress=progress and ranks.is_main)
-        except torch.distributed.DistError as error:
-            raise training.stop_on_lost_rank(error) from None
+        summary = _train_loop(training, progress=progress and ranks.is_main)
         finished = True
         return summary
-    except torch.distributed.DistError as error:  # while setting up
-        raise lost_rank_error(ranks, error, kept="nothing was trained") from None
+    except RuntimeError as error:
+        if not is_lost_rank(ranks, error):
+            raise
+        if training is None:
+            raise lost_rank_error(ranks, error, kept="nothing was trained") from None
+        raise training.stop_on_lost_rank(error) from None
     finally:
         end_process_group(ranks, wait=finished)
 
