@@ -1,6 +1,7 @@
 """One run on several processes (torchrun + DistributedDataParallel, gloo on the CPU): the 2-process run
 trains what the 1-process run trains, rank 0 alone writes, a killed rank ends the job and the run
-resumes on every rank, a second writer is refused on every rank.
+resumes on every rank, a rank that stops answering ends the job after the timeout, a second writer
+is refused on every rank.
 
 The reference is the same run in one process (``train_run`` in this process, the smoke profile with a
 global batch of 4): a 2-rank run must log the same loss curve — every term, every iteration — and the
@@ -149,15 +150,18 @@ def test_two_ranks_with_fakd_give_the_one_process_loss_curve_and_leave_the_cache
     assert "teacher cache: off under torchrun" in result.stderr and not cache.exists()
 
 
-# A rank that kills itself (SIGKILL) when it asks for the batch of iteration $KILL_AT on rank $KILL_RANK.
-KILLER = textwrap.dedent("""
-    import os, signal, sys
+# Rank $STOP_RANK, asking for the batch of iteration $STOP_AT, kills itself (SIGKILL) or, with
+# STOP_MODE=hang, stops answering (sleeps).
+STOPPER = textwrap.dedent("""
+    import os, signal, sys, time
     from fakd.data.training import TrainingPatches
 
     original_batch = TrainingPatches.batch
 
     def batch(self, iteration, batch_size, **share):
-        if iteration == int(os.environ["KILL_AT"]) and os.environ["RANK"] == os.environ["KILL_RANK"]:
+        if iteration == int(os.environ["STOP_AT"]) and os.environ["RANK"] == os.environ["STOP_RANK"]:
+            if os.environ.get("STOP_MODE") == "hang":
+                time.sleep(600)
             os.kill(os.getpid(), signal.SIGKILL)
         return original_batch(self, iteration, batch_size, **share)
 
@@ -170,13 +174,13 @@ KILLER = textwrap.dedent("""
 @pytest.mark.slow
 def test_kill_9_of_one_rank_ends_the_job_and_the_run_resumes_on_all_ranks(student_runs, tmp_path):
     _, reference, _ = student_runs
-    script = tmp_path / "killer.py"
-    script.write_text(KILLER)
+    script = tmp_path / "stopper.py"
+    script.write_text(STOPPER)
     out = tmp_path / "killed"
     args = ["train", "--role", "student", "--config", "smoke", *sum((["--set", item] for item in SETTINGS), []),
             "--out", str(out)]
     # Checkpoints after iterations 2, 4, 6; rank 1 dies asking for batch 7 (0-based 6 is iteration 7).
-    killed = torchrun(args, cwd=tmp_path, script=script, KILL_AT=6, KILL_RANK=1)
+    killed = torchrun(args, cwd=tmp_path, script=script, STOP_AT=6, STOP_RANK=1)
     assert killed.returncode != 0
     assert "Signal 9 (SIGKILL)" in killed.stderr or "exitcode  : -9" in killed.stderr, killed.stderr[-3000:]
     fakd_lines = [line for line in killed.stderr.splitlines() if line.startswith("fakd train: error:")]
@@ -188,6 +192,23 @@ def test_kill_9_of_one_rank_ends_the_job_and_the_run_resumes_on_all_ranks(studen
     assert logged(out) == logged(reference)
     final, expected = (load_checkpoint(run / "checkpoints" / "last.pt")["model_state"] for run in (out, reference))
     assert final.keys() == expected.keys() and all(torch.equal(final[key], expected[key]) for key in final)
+
+
+@pytest.mark.slow
+def test_a_rank_that_stops_answering_ends_the_job_after_the_timeout_with_one_line(tmp_path):
+    script = tmp_path / "stopper.py"
+    script.write_text(STOPPER)
+    out = tmp_path / "hung"
+    result = torchrun(["train", "--role", "student", "--config", "smoke", *sum((["--set", item] for item in SETTINGS), []),
+                       "--out", str(out)], cwd=tmp_path, script=script, timeout=180, STOP_AT=6, STOP_RANK=1,
+                      STOP_MODE="hang", FAKD_DDP_TIMEOUT=10)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("fakd train: error:")]
+    assert len(lines) == 1 and "rank 0 of 2" in lines[0] and "FAKD_DDP_TIMEOUT=10 s" in lines[0], result.stderr[-3000:]
+    assert "last.pt kept" in lines[0] and "fakd/train/" not in result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "stopped: lost a rank" and summary["failed_iteration"] == 7
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["iteration"] == 6
 
 
 @pytest.mark.slow
