@@ -10,6 +10,7 @@ machine (Debian: ``apt-get install chromium``); only the loopback address is use
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -94,6 +95,52 @@ class Browser:
         facts = json.loads(self.call("Runtime.evaluate", expression=_PAGE_FACTS, returnByValue=True)["result"]["value"])
         self.call("Runtime.evaluate", expression="1")  # collect events queued meanwhile
         return facts, self.events
+
+    def evaluate(self, expression: str, *, await_promise: bool = False):
+        """The value of a JavaScript expression in the page (a promise awaited when asked)."""
+        answer = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=await_promise)
+        if "exceptionDetails" in answer:
+            raise RuntimeError(f"page script failed: {answer['exceptionDetails'].get('text')}")
+        return answer["result"].get("value")
+
+    def wait_for_value(self, expression: str, *, timeout: float | None = None):
+        """Poll ``expression`` until it is truthy; returns its value."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while time.monotonic() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.2)
+        raise RuntimeError(f"{expression!r} stayed false for {timeout or self.timeout:.0f} s")
+
+    def click(self, x: float, y: float) -> None:
+        """A real left click at viewport coordinates (press and release through the input pipeline)."""
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+    def choose_files(self, button: str, paths: list[str]) -> None:
+        """Click ``button`` (a selector) and answer the file dialog it opens with ``paths``, as a user would."""
+        self.call("Page.setInterceptFileChooserDialog", enabled=True)
+        self.evaluate(f"document.querySelector({json.dumps(button)}).click(); true")
+        self._wait_for("Page.fileChooserOpened")
+        opened = next(message for message in self.events if message.get("method") == "Page.fileChooserOpened")
+        self.call("DOM.setFileInputFiles", backendNodeId=opened["params"]["backendNodeId"],
+                  files=[str(path) for path in paths])
+        self.call("Page.setInterceptFileChooserDialog", enabled=False)
+
+    def screenshot(self, path: Path, *, width: int = 1400, height: int = 1000) -> None:
+        """A PNG of the page's full height (at least ``height``), ``width`` CSS pixels wide."""
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        full = self.evaluate("Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=max(height, int(full)),
+                  deviceScaleFactor=1, mobile=False)
+        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+        Path(path).write_bytes(base64.b64decode(data))
+
+    def problems(self) -> list[str]:
+        """Console errors, exceptions and failed loads seen so far (see ``_errors``)."""
+        self.call("Runtime.evaluate", expression="1")  # collect events queued meanwhile
+        return _errors(self.events)
 
     def close(self) -> None:
         try:
