@@ -45,7 +45,7 @@ class Browser:
 
     def __init__(self, executable: str, *, timeout: float = 60.0):
         self.timeout = timeout
-        self.profile = tempfile.TemporaryDirectory(prefix="fakd-chromium-")
+        self.profile = tempfile.TemporaryDirectory(prefix="fakd-chromium-", ignore_cleanup_errors=True)  # helpers may outlive the browser
         self.process = subprocess.Popen([executable, *FLAGS, f"--user-data-dir={self.profile.name}", "about:blank"],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port = self._devtools_port()
@@ -100,7 +100,8 @@ class Browser:
         """The value of a JavaScript expression in the page (a promise awaited when asked)."""
         answer = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=await_promise)
         if "exceptionDetails" in answer:
-            raise RuntimeError(f"page script failed: {answer['exceptionDetails'].get('text')}")
+            details = answer["exceptionDetails"]
+            raise RuntimeError(f"page script failed: {details.get('exception', {}).get('description') or details.get('text')}")
         return answer["result"].get("value")
 
     def wait_for_value(self, expression: str, *, timeout: float | None = None):
@@ -159,6 +160,40 @@ class Browser:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# The explorer's canvas (fakd/analysis/affinity_canvas.js) sets data-version on its element after drawing.
+EXPLORER = ".fakd-affinity"
+_WATCH_MAPS = """window.__fakdDone = new Promise((resolve) => {
+  const el = document.querySelector('%s');
+  const before = el.dataset.version;
+  let pressed = null;
+  document.addEventListener('pointerdown', (event) => { pressed = event.timeStamp; }, {capture: true, once: true});
+  const observer = new MutationObserver(() => {
+    if (el.dataset.version !== before) {
+      observer.disconnect();
+      resolve(JSON.stringify({latency: performance.now() - pressed, pixel: el.dataset.pixel}));
+    }
+  });
+  observer.observe(el, {attributes: true, attributeFilter: ['data-version']});
+}); true""" % EXPLORER
+_IMAGE_PANEL = """JSON.stringify((() => {
+  const canvas = document.querySelector('%s canvas[data-role=image]');
+  canvas.scrollIntoView({block: 'center'});
+  const box = canvas.getBoundingClientRect();
+  return {left: box.left + canvas.clientLeft, top: box.top + canvas.clientTop, width: canvas.clientWidth,
+          size: document.querySelector('%s').dataset.imageSize.split(',').map(Number)};
+})())""" % (EXPLORER, EXPLORER)
+
+
+def click_explorer_pixel(browser: Browser, pixel: tuple[int, int]) -> dict:
+    """Click LR pixel (y, x) of the explorer's image panel with a real mouse event and wait for the
+    maps: ``{"latency": ms from the pointer-down event to the drawn maps, "pixel": "y,x" shown}``."""
+    box = json.loads(browser.evaluate(_IMAGE_PANEL))
+    step = box["width"] / box["size"][1]
+    browser.evaluate(_WATCH_MAPS)
+    browser.click(box["left"] + (pixel[1] + 0.5) * step, box["top"] + (pixel[0] + 0.5) * step)
+    return json.loads(browser.evaluate("window.__fakdDone", await_promise=True))
 
 
 def _errors(events: list[dict]) -> list[str]:

@@ -7,7 +7,6 @@ Needs Chromium (Debian: ``apt-get install chromium``); without it the test skips
 pointer-down event's time stamp to the moment the canvas has drawn the new maps.
 """
 
-import json
 import os
 import signal
 import socket
@@ -18,35 +17,13 @@ import time
 
 import pytest
 
-from browser_check import Browser, find_browser
+from browser_check import EXPLORER, Browser, click_explorer_pixel, find_browser
 
 pytestmark = pytest.mark.slow
 
 CLICKS = 20
 LATENCY_LIMIT_MS = 150  # the issue's target, for the median click at the cpu profile's 64x64 crop
-MAPS = ".fakd-affinity"
-# Resolves with the click's latency once the widget has drawn a new version (set up before the click).
-WATCH = """window.__fakdDone = new Promise((resolve) => {
-  const el = document.querySelector('%s');
-  const before = el.dataset.version;
-  let pressed = null;
-  document.addEventListener('pointerdown', (event) => { pressed = event.timeStamp; }, {capture: true, once: true});
-  const observer = new MutationObserver(() => {
-    if (el.dataset.version !== before) {
-      observer.disconnect();
-      resolve(JSON.stringify({latency: performance.now() - pressed, pixel: el.dataset.pixel}));
-    }
-  });
-  observer.observe(el, {attributes: true, attributeFilter: ['data-version']});
-}); true""" % MAPS
-# The image panel's place in the viewport and the LR image's size (h, w).
-IMAGE_BOX = f"""JSON.stringify((() => {{
-  const canvas = document.querySelector('{MAPS} canvas[data-role=image]');
-  canvas.scrollIntoView({{block: 'center'}});
-  const box = canvas.getBoundingClientRect();
-  return {{left: box.left + canvas.clientLeft, top: box.top + canvas.clientTop, width: canvas.clientWidth,
-           size: document.querySelector('{MAPS}').dataset.imageSize.split(',').map(Number)}};
-}})())"""
+MAPS = EXPLORER
 MAP_PIXELS = f"""[...document.querySelectorAll('{MAPS} canvas[data-role=map]')].map(c => c.toDataURL()).join('|')"""
 MESSAGE = "(document.querySelector('.fakd-explorer-message') || {}).textContent || ''"
 
@@ -84,21 +61,12 @@ def served(tmp_path):
         process.wait()
 
 
-def click_pixel(browser: Browser, pixel: tuple[int, int]) -> dict:
-    """Click LR pixel (y, x) of the image panel; the page's measurement of that click."""
-    box = json.loads(browser.evaluate(IMAGE_BOX))
-    step = box["width"] / box["size"][1]
-    browser.evaluate(WATCH)
-    browser.click(box["left"] + (pixel[1] + 0.5) * step, box["top"] + (pixel[0] + 0.5) * step)
-    return json.loads(browser.evaluate("window.__fakdDone", await_promise=True))
-
-
 def click_latencies(browser: Browser, *, clicks: int) -> list[float]:
     """Latency (ms) of ``clicks`` clicks on distinct pixels; each must select the pixel clicked."""
     latencies = []
     for index in range(clicks):
         pixel = (5 + (index * 7) % 50, 3 + (index * 11) % 55)
-        seen = click_pixel(browser, pixel)
+        seen = click_explorer_pixel(browser, pixel)
         assert seen["pixel"] == f"{pixel[0]},{pixel[1]}"
         latencies.append(seen["latency"])
     return latencies

@@ -38,7 +38,8 @@ class ExplorerApp:
         self._wire()
         self.widget = self._layout()
         self.widget.app = self
-        self.redraw(with_image=True)
+        self._shown_image = None  # the image the canvas holds: sent again only when it changes
+        self.redraw()
 
     def _controls(self, selection: dict) -> dict:
         names = [model.name for model in self.explorer.models]
@@ -86,13 +87,15 @@ class ExplorerApp:
         return Choice(image=c["image"].value, teacher=c["teacher"].value, student=c["student"].value,
                       tap=c["tap"].value, pixel=tuple(int(v) for v in self.canvas.pixel))
 
-    def redraw(self, *, with_image: bool = False) -> None:
+    def redraw(self) -> None:
         """Recompute the chosen view's maps and send them to the canvas (the image too when it changed)."""
         started = time.perf_counter()
         choice = self.choice()
         panels = VIEWS[self.controls["view"].value](self.explorer, choice)
-        image = self.explorer.images[choice.image].permute(1, 2, 0).numpy() if with_image else None
+        new_image = choice.image != self._shown_image
+        image = self.explorer.images[choice.image].permute(1, 2, 0).numpy() if new_image else None
         self.canvas.show(panels, image=image)
+        self._shown_image = choice.image
         note = self.explorer.notes.get(choice.image, "")
         timing = f"maps computed in {1000 * (time.perf_counter() - started):.0f} ms"
         self._say(f"{html.escape(note)}{' · ' if note else ''}{timing}")
@@ -113,9 +116,10 @@ class ExplorerApp:
 
     def _new_image(self) -> None:
         height, width = self.explorer.images[self.controls["image"].value].shape[-2:]
-        with self.canvas.hold_trait_notifications():
-            self.canvas.pixel = [height // 2, width // 2]
-        self.redraw(with_image=True)
+        if list(self.canvas.pixel) == [height // 2, width // 2]:
+            self.redraw()
+        else:
+            self.canvas.pixel = [height // 2, width // 2]  # its observer redraws
 
     def _new_student(self) -> None:
         if self.controls["student"].value != self._no_kd():

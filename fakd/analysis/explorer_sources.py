@@ -4,8 +4,9 @@ Images: a file path or an upload's bytes, read by ``fakd.data.image_io`` (the ru
 ``fakd upscale``: a corrupt file is one FakdError naming it). The image is what the models see, an
 LR input. One larger than the explorer's ``max_side`` is shrunk (MATLAB bicubic, antialiased) to fit,
 with a note saying so: the per-position agreement map costs N² per tap, so N stays bounded. Memory:
-the decoded image (3 bytes per pixel) plus a box-filtered copy at most twice the target size
-(Pillow's ``reduce``) before the bicubic step, never a float copy of the full image.
+decoding dominates (``read_image``: Pillow's copy and the array; 458 MB at the peak for an 8000×6000
+photo, 2026-12-06); then Pillow's box filter (``reduce``) to at most twice the target size before the
+bicubic step, never a float copy of the full image.
 
 Models: ``fakd:<name>`` (shipped), a checkpoint file, or a run folder (``fakd train``/``distill``'s
 ``RUN/checkpoints/best.pt``, or a notebook run's ``RUN/train/checkpoints/best.pt``).
