@@ -123,3 +123,21 @@ def test_fit_image_keeps_small_images_and_refuses_slivers(tmp_path):
         image_from_file(tmp_path / "missing.png", max_side=64)
     with pytest.raises(FakdError, match="without a trained model"):
         explorer_model(str(tmp_path))
+
+
+def test_the_notebooks_explorer_takes_your_image_and_models(tmp_path, monkeypatch):
+    """explorer_from_sources (what 01_affinity_explorer and fakd explore call): yours added and shown first."""
+    from guarantees_support import random_image
+
+    from fakd.analysis.explorer_sources import explorer_from_sources
+
+    monkeypatch.delenv("FAKD_DATA_ROOT", raising=False)
+    photo = random_image(tmp_path / "mine.png", height=40, width=30)
+    tiny_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
+    explorer, yours = explorer_from_sources(profile="smoke", crop=16, image_path=str(photo),
+                                            checkpoints=[str(tmp_path / "run")])
+    assert yours == {"image": "mine.png", "student": "run"}
+    assert tuple(explorer.images["mine.png"].shape) == (3, 16, 12) and "shrunk to 12×16" in explorer.notes["mine.png"]
+    assert explorer.models[-1].name == "run" and explorer.teacher.name == "teacher (untrained)"
+    with pytest.raises(FakdError, match="not found"):
+        explorer_from_sources(profile="smoke", crop=16, image_path=str(tmp_path / "missing.png"))
