@@ -1,7 +1,7 @@
 // The explorer's drawing surface (fakd/analysis/affinity_canvas.py): panels of small maps drawn
 // client-side from one byte buffer, a marker at the chosen pixel, and pointer events that send the
 // pixel to Python. Python quantises every map to 0..255; here a 256-colour palette turns the indices
-// into pixels, so an update is one message of a few kB and no image encoding on either side.
+// into pixels, so an update is one message of one byte per map pixel and no image encoding.
 
 function bytes(model, name) {  // a Bytes trait arrives as a DataView (possibly into a larger buffer)
   const view = model.get(name);

@@ -26,6 +26,7 @@ NOTEBOOK = "01_affinity_explorer"
 DEFAULT_PORT = 8866
 START_TIMEOUT_S = 120
 OFFLINE_TEMPLATE = "fakd-offline"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def register(subparsers) -> None:
@@ -159,6 +160,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             wait_until_serving(args.host, args.port, process)
             print(f"fakd explore: the affinity explorer is at {url} (Ctrl-C stops it)", flush=True)
+            if args.host not in LOOPBACK:
+                print(f"fakd explore: warning: {args.host} is reachable from other machines; anyone who can reach "
+                      "it can use the explorer, and its path fields read files this account can read",
+                      file=sys.stderr, flush=True)
             code = process.wait()
         except KeyboardInterrupt:
             stop(process)
