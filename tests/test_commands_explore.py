@@ -53,3 +53,34 @@ def test_the_served_notebook_carries_the_choices_and_loads_nothing_from_the_netw
     template = write_offline_template(tmp_path / "jupyter") / "voila" / "templates" / OFFLINE_TEMPLATE
     page = (template / "index.html.j2").read_text()
     assert "https://" not in "".join(line for line in page.splitlines() if "<link" in line) and "extends" in page
+
+
+@pytest.mark.slow  # starts a real server: seconds
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_the_server_stops_with_the_command_however_it_ends(tmp_path, how):
+    """SIGTERM stops it like Ctrl-C (exit 0, temporary folder removed); after SIGKILL, the server
+    (Linux: parent-death signal) still stops, so no orphan holds the port."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    environment = {**os.environ, "TMPDIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "fakd.cli", "explore", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment)
+    assert f":{port}/" in process.stdout.readline()
+    process.send_signal(getattr(signal, how))
+    code = process.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server still holds the port"
+                time.sleep(0.5)
+    if how == "SIGTERM":
+        assert code == 0 and not list(tmp_path.glob("fakd-explore-*"))

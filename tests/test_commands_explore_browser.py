@@ -56,9 +56,13 @@ def served(tmp_path):
     line = process.stdout.readline()
     assert f"http://127.0.0.1:{port}/" in line, (line, process.stderr.read() if process.poll() is not None else "")
     yield process, f"http://127.0.0.1:{port}/", port
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    if process.poll() is None:  # the test failed before its Ctrl-C: stop the server the same way
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def click_latencies(browser: Browser, *, clicks: int) -> list[float]:

@@ -4,12 +4,15 @@ Voilà serves ``01_affinity_explorer`` (its code hidden, its widgets live) with 
 as the notebook's parameters, so the page is the notebook's explorer: no Jupyter knowledge needed.
 The image and models are checked here first (a bad path or checkpoint is one line, exit 2, before
 any server starts). The server binds 127.0.0.1 unless ``--host`` says otherwise, the command prints
-the URL once the page answers, and Ctrl-C stops the server and removes its temporary folder.
+the URL once the page answers, and Ctrl-C (or SIGTERM, SIGHUP) stops the server and removes its
+temporary folder; on Linux the server also stops if fakd explore is killed outright.
 """
 
 import argparse
+import ctypes
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -132,12 +135,25 @@ def wait_until_serving(host: str, port: int, process: subprocess.Popen) -> None:
 def stop(process: subprocess.Popen) -> None:
     """Stop the server (and its kernels: its process group) cleanly, forcibly after 10 s."""
     if process.poll() is None:
-        os.killpg(process.pid, 15)
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM / SIGHUP stop the server like Ctrl-C
+
+
+def _die_with_parent() -> None:
+    """In the server's process (Linux): get SIGTERM when fakd explore dies, even by SIGKILL, so no
+    orphaned server (and its kernel) is left behind."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (AttributeError, OSError):
+        pass  # not Linux: Ctrl-C and SIGTERM still stop the server
 
 
 def run(args: argparse.Namespace) -> int:
@@ -154,7 +170,10 @@ def run(args: argparse.Namespace) -> int:
         command = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={args.port}",
                    f"--Voila.ip={args.host}", "--Voila.log_level=WARN", f"--template={OFFLINE_TEMPLATE}",
                    "--Voila.tornado_settings={'websocket_max_message_size': 104857600}"]
-        process = subprocess.Popen(command, cwd=folder, env=environment, start_new_session=True)
+        for number in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(number, _interrupted)
+        process = subprocess.Popen(command, cwd=folder, env=environment, start_new_session=True,
+                                   preexec_fn=_die_with_parent)
         host = f"[{args.host}]" if ":" in args.host else args.host
         url = f"http://{host}:{args.port}/"
         try:
