@@ -10,6 +10,7 @@ machine (Debian: ``apt-get install chromium``); only the loopback address is use
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -44,7 +45,7 @@ class Browser:
 
     def __init__(self, executable: str, *, timeout: float = 60.0):
         self.timeout = timeout
-        self.profile = tempfile.TemporaryDirectory(prefix="fakd-chromium-")
+        self.profile = tempfile.TemporaryDirectory(prefix="fakd-chromium-", ignore_cleanup_errors=True)  # helpers may outlive the browser
         self.process = subprocess.Popen([executable, *FLAGS, f"--user-data-dir={self.profile.name}", "about:blank"],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port = self._devtools_port()
@@ -95,6 +96,53 @@ class Browser:
         self.call("Runtime.evaluate", expression="1")  # collect events queued meanwhile
         return facts, self.events
 
+    def evaluate(self, expression: str, *, await_promise: bool = False):
+        """The value of a JavaScript expression in the page (a promise awaited when asked)."""
+        answer = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=await_promise)
+        if "exceptionDetails" in answer:
+            details = answer["exceptionDetails"]
+            raise RuntimeError(f"page script failed: {details.get('exception', {}).get('description') or details.get('text')}")
+        return answer["result"].get("value")
+
+    def wait_for_value(self, expression: str, *, timeout: float | None = None):
+        """Poll ``expression`` until it is truthy; returns its value."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while time.monotonic() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.2)
+        raise RuntimeError(f"{expression!r} stayed false for {timeout or self.timeout:.0f} s")
+
+    def click(self, x: float, y: float) -> None:
+        """A real left click at viewport coordinates (press and release through the input pipeline)."""
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+    def choose_files(self, button: str, paths: list[str]) -> None:
+        """Click ``button`` (a selector) and answer the file dialog it opens with ``paths``, as a user would."""
+        self.call("Page.setInterceptFileChooserDialog", enabled=True)
+        self.evaluate(f"document.querySelector({json.dumps(button)}).click(); true")
+        self._wait_for("Page.fileChooserOpened")
+        opened = next(message for message in self.events if message.get("method") == "Page.fileChooserOpened")
+        self.call("DOM.setFileInputFiles", backendNodeId=opened["params"]["backendNodeId"],
+                  files=[str(path) for path in paths])
+        self.call("Page.setInterceptFileChooserDialog", enabled=False)
+
+    def screenshot(self, path: Path, *, width: int = 1400, height: int = 1000) -> None:
+        """A PNG of the page's full height (at least ``height``), ``width`` CSS pixels wide."""
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        full = self.evaluate("Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=max(height, int(full)),
+                  deviceScaleFactor=1, mobile=False)
+        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+        Path(path).write_bytes(base64.b64decode(data))
+
+    def problems(self) -> list[str]:
+        """Console errors, exceptions and failed loads seen so far (see ``_errors``)."""
+        self.call("Runtime.evaluate", expression="1")  # collect events queued meanwhile
+        return _errors(self.events)
+
     def close(self) -> None:
         try:
             self.socket.close()
@@ -112,6 +160,40 @@ class Browser:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# The explorer's canvas (fakd/analysis/affinity_canvas.js) sets data-version on its element after drawing.
+EXPLORER = ".fakd-affinity"
+_WATCH_MAPS = """window.__fakdDone = new Promise((resolve) => {
+  const el = document.querySelector('%s');
+  const before = el.dataset.version;
+  let pressed = null;
+  document.addEventListener('pointerdown', (event) => { pressed = event.timeStamp; }, {capture: true, once: true});
+  const observer = new MutationObserver(() => {
+    if (el.dataset.version !== before) {
+      observer.disconnect();
+      resolve(JSON.stringify({latency: performance.now() - pressed, pixel: el.dataset.pixel}));
+    }
+  });
+  observer.observe(el, {attributes: true, attributeFilter: ['data-version']});
+}); true""" % EXPLORER
+_IMAGE_PANEL = """JSON.stringify((() => {
+  const canvas = document.querySelector('%s canvas[data-role=image]');
+  canvas.scrollIntoView({block: 'center'});
+  const box = canvas.getBoundingClientRect();
+  return {left: box.left + canvas.clientLeft, top: box.top + canvas.clientTop, width: canvas.clientWidth,
+          size: document.querySelector('%s').dataset.imageSize.split(',').map(Number)};
+})())""" % (EXPLORER, EXPLORER)
+
+
+def click_explorer_pixel(browser: Browser, pixel: tuple[int, int]) -> dict:
+    """Click LR pixel (y, x) of the explorer's image panel with a real mouse event and wait for the
+    maps: ``{"latency": ms from the pointer-down event to the drawn maps, "pixel": "y,x" shown}``."""
+    box = json.loads(browser.evaluate(_IMAGE_PANEL))
+    step = box["width"] / box["size"][1]
+    browser.evaluate(_WATCH_MAPS)
+    browser.click(box["left"] + (pixel[1] + 0.5) * step, box["top"] + (pixel[0] + 0.5) * step)
+    return json.loads(browser.evaluate("window.__fakdDone", await_promise=True))
 
 
 def _errors(events: list[dict]) -> list[str]:

@@ -151,3 +151,29 @@ def test_list_images(tmp_path):
         with pytest.raises(FakdError, match=folder.name):
             list_images(folder)
 
+
+
+def test_decoding_bytes_follows_the_rules_of_reading_the_file(tmp_path):
+    """An upload's bytes decode to exactly what reading the same file gives (16-bit colour, alpha, JPEG)."""
+    import png
+
+    from fakd.data.image_io import decode_image
+
+    wide = np.random.default_rng(3).integers(0, 65536, (5, 6, 3), dtype=np.uint16)
+    with open(tmp_path / "wide.png", "wb") as stream:
+        png.Writer(width=6, height=5, bitdepth=16, greyscale=False).write(stream, wide.reshape(5, -1).tolist())
+    rgba = np.random.default_rng(4).integers(0, 256, (7, 8, 4), dtype=np.uint8)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "alpha.png")
+    Image.fromarray(random_rgb()).save(tmp_path / "photo.jpg", quality=90)
+    for name in ("wide.png", "alpha.png", "photo.jpg"):
+        data = (tmp_path / name).read_bytes()
+        np.testing.assert_array_equal(decode_image(data, name=name), read_image(tmp_path / name))
+
+
+@pytest.mark.parametrize("data", [b"", b"\x89PNG\r\n\x1a\n" + b"junk" * 10, b"hello"])
+def test_decoding_bad_bytes_is_one_error_naming_the_upload(data):
+    from fakd.data.image_io import decode_image
+
+    with pytest.raises(FakdError) as caught:
+        decode_image(data, name="holiday.png")
+    assert "holiday.png" in str(caught.value) and "BytesIO" not in str(caught.value)

@@ -1,19 +1,25 @@
-"""The affinity explorer behind ``01_affinity_explorer``: a selection → a figure, and widgets to choose it.
+"""The affinity explorer behind ``01_affinity_explorer`` and ``fakd explore``: images, models, maps.
 
 ``AffinityExplorer.figure(image=..., student=..., tap=..., pixel=...)`` draws the teacher's and the
-chosen student's affinity rows of one LR pixel (all taps or one), their difference and agreement.
-``explorer_widgets`` wraps it in ipywidgets (image, student, tap, pixel sliders). Without a
-frontend (papermill) widgets are inert, so the notebook also calls ``figure`` once with the
-defaults and saves it — the same code path a slider change takes.
+chosen student's affinity rows of one LR pixel (all taps or one), their difference and agreement: the
+figure the notebook saves headless (papermill) for the report. The interactive views
+(``fakd.analysis.explorer_app``) read the same explorer through ``rows``, ``agreement_maps`` and
+``crop_matrices``, which work on unit features computed once per image, model and tap
+(``fakd.analysis.affinity_maps``; a bounded cache), so a new pixel costs a matrix-vector product per
+tap. Any model may be the teacher or the student of a pair (``models``); images and models can be
+added (``add_image``, ``add_model``: your photo, your checkpoint).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
+from fakd.analysis.affinity_maps import UnitFeatures, affinity_rows, agreement_map, crop_box, crop_matrix, unit_features
 from fakd.analysis.affinity_view import compare_affinities
 from fakd.analysis.compare import StudyModel
 from fakd.analysis.figures import affinity_figure, plt
@@ -21,6 +27,7 @@ from fakd.data import open_benchmark_set, resolve_data_root
 from fakd.errors import FakdError
 
 ALL_TAPS = "all taps"
+CACHE_ENTRIES = 24  # unit features (image, model) and agreement maps kept: ~0.5 MB per tap at 64x64x32
 
 
 def centre_crop(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -60,17 +67,91 @@ class AffinityExplorer:
     images: dict[str, torch.Tensor]
     teacher: StudyModel
     students: list[StudyModel]
+    notes: dict[str, str] = field(default_factory=dict)  # image → how it was made to fit ("" when whole)
 
     def __post_init__(self):
         if not self.students:
             raise FakdError("the explorer needs at least one student model")
         self.taps = list(self.students[0].model.default_taps)
+        self._features: OrderedDict = OrderedDict()
+        self._agreements: OrderedDict = OrderedDict()
+
+    @property
+    def models(self) -> list[StudyModel]:
+        """Every model, the teacher first: any of them may be either side of a pair."""
+        return [self.teacher, *self.students]
 
     def student(self, name: str) -> StudyModel:
         for entry in self.students:
             if entry.name == name:
                 return entry
         raise FakdError(f"unknown student {name!r}; students: {', '.join(s.name for s in self.students)}")
+
+    def model(self, name: str) -> StudyModel:
+        for entry in self.models:
+            if entry.name == name:
+                return entry
+        raise FakdError(f"unknown model {name!r}; models: {', '.join(m.name for m in self.models)}")
+
+    def add_image(self, name: str, lr: torch.Tensor, *, note: str = "") -> str:
+        """Add an LR uint8 (3, h, w) image (a name already taken gets a number); returns its name."""
+        key = _unique(name, self.images)
+        self.images[key] = lr
+        self.notes[key] = note
+        return key
+
+    def add_model(self, entry: StudyModel) -> str:
+        """Add a model as a student (a name already taken gets a number); returns its name."""
+        entry.name = _unique(entry.name, [model.name for model in self.models])
+        self.students.append(entry)
+        return entry.name
+
+    def taps_of(self, student: str) -> list[str]:
+        """The taps shown for a student: its default taps (the teacher uses the same names)."""
+        return list(self.model(student).model.default_taps)
+
+    def features(self, *, image: str, model: str, taps: Sequence[str]) -> UnitFeatures:
+        """Unit features of ``model`` on ``image`` at ``taps``, computed once (kept in a bounded cache)."""
+        key = (image, model, tuple(taps))
+        if key not in self._features:
+            if image not in self.images:
+                raise FakdError(f"unknown image {image!r}; images: {', '.join(self.images)}")
+            self._features[key] = unit_features(self.model(model).model, self.images[image], taps=taps)
+        self._features.move_to_end(key)
+        while len(self._features) > CACHE_ENTRIES:
+            self._features.popitem(last=False)
+        return self._features[key]
+
+    def rows(self, *, image: str, teacher: str, student: str, pixel: tuple[int, int]) -> list[dict]:
+        """Per tap of ``student``: the teacher's and student's affinity rows of ``pixel`` and their difference."""
+        taps = self.taps_of(student)
+        teacher_rows = affinity_rows(self.features(image=image, model=teacher, taps=taps), pixel)
+        student_rows = affinity_rows(self.features(image=image, model=student, taps=taps), pixel)
+        return [{"tap": tap, "teacher_row": teacher_rows[tap], "student_row": student_rows[tap],
+                 "difference": student_rows[tap] - teacher_rows[tap]} for tap in taps]
+
+    def agreement_maps(self, *, image: str, teacher: str, student: str) -> dict[str, np.ndarray]:
+        """Per tap: mean_m |A_s[n, m] − A_t[n, m]| at every position n, as an (h, w) map (cached)."""
+        taps = self.taps_of(student)
+        key = (image, teacher, student, tuple(taps))
+        if key not in self._agreements:
+            ours = self.features(image=image, model=student, taps=taps)
+            theirs = self.features(image=image, model=teacher, taps=taps)
+            self._agreements[key] = {tap: agreement_map(ours.units[tap], theirs.units[tap], size=ours.size)
+                                     for tap in taps}
+            while len(self._agreements) > CACHE_ENTRIES:
+                self._agreements.popitem(last=False)
+        return self._agreements[key]
+
+    def crop_matrices(self, *, image: str, teacher: str, student: str, pixel: tuple[int, int],
+                      side: int) -> tuple[tuple[int, int, int, int], list[dict]]:
+        """(box, per tap the teacher's and student's full affinity matrices of the crop around ``pixel``)."""
+        taps = self.taps_of(student)
+        ours = self.features(image=image, model=student, taps=taps)
+        theirs = self.features(image=image, model=teacher, taps=taps)
+        box = crop_box(pixel, side=side, size=ours.size)
+        return box, [{"tap": tap, "teacher": crop_matrix(theirs.units[tap], box=box, size=theirs.size),
+                      "student": crop_matrix(ours.units[tap], box=box, size=ours.size)} for tap in taps]
 
     def default_selection(self) -> dict:
         """First image, first student, all taps, the image's centre pixel."""
@@ -126,48 +207,10 @@ class AffinityExplorer:
                                      f"{self.teacher.name} vs {student}")
 
 
-def explorer_widgets(explorer: AffinityExplorer, *, selection: dict | None = None, show=None):
-    """ipywidgets: image / student / tap dropdowns and y / x sliders; ``show(figure)`` on every change.
-
-    ``show`` defaults to displaying the figure in the widget's output area. Returns the container
-    widget (display it) with ``.controls`` (name → widget) for programmatic use.
-    """
-    import ipywidgets as widgets
-    from IPython.display import display
-
-    selection = selection or explorer.default_selection()
-    output = widgets.Output()
-    controls = {
-        "image": widgets.Dropdown(options=list(explorer.images), value=selection["image"], description="image"),
-        "student": widgets.Dropdown(options=[s.name for s in explorer.students], value=selection["student"],
-                                    description="student"),
-        "tap": widgets.Dropdown(options=[ALL_TAPS, *explorer.taps], value=selection["tap"], description="tap"),
-        "y": widgets.IntSlider(value=selection["pixel"][0], min=0, description="pixel y", continuous_update=False),
-        "x": widgets.IntSlider(value=selection["pixel"][1], min=0, description="pixel x", continuous_update=False),
-    }
-
-    def fit_sliders() -> None:
-        height, width = explorer.images[controls["image"].value].shape[-2:]
-        controls["y"].max, controls["x"].max = height - 1, width - 1
-
-    def draw(*_) -> None:
-        fit_sliders()
-        figure = explorer.figure(image=controls["image"].value, student=controls["student"].value,
-                                 tap=controls["tap"].value, pixel=(controls["y"].value, controls["x"].value))
-        if show is not None:
-            show(figure)
-            return
-        with output:
-            output.clear_output(wait=True)
-            display(figure)
-            plt.close(figure)
-
-    fit_sliders()
-    controls["y"].value, controls["x"].value = selection["pixel"]
-    for control in controls.values():
-        control.observe(draw, names="value")
-    box = widgets.VBox([widgets.HBox([controls["image"], controls["student"], controls["tap"]]),
-                        widgets.HBox([controls["y"], controls["x"]]), output])
-    box.controls = controls
-    box.draw = draw
-    return box
+def _unique(name: str, taken) -> str:
+    """``name``, or ``name (2)``, ``name (3)``, ... — the first not in ``taken``."""
+    candidate, number = name, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{name} ({number})"
+    return candidate

@@ -11,7 +11,8 @@ Reading (Pillow; PNG, JPEG, BMP and anything else Pillow decodes):
   ``out = round(a * colour + (1 - a) * 255)`` with ``a = alpha / 255`` (fully transparent pixels
   become white, fully opaque pixels keep their colour exactly);
 - pixel data are taken as stored: EXIF orientation tags are not applied;
-- a missing, empty (0 bytes), truncated, corrupt or undecodable file raises ``FakdError`` naming it.
+- a missing, empty (0 bytes), truncated, corrupt or undecodable file raises ``FakdError`` naming it;
+  ``decode_image`` reads a file's bytes (an upload in the explorer) by the same rules.
 
 In torch, images are float32 ``(3, H, W)`` in [0, 1] (``image_to_tensor``) and back to uint8 HWC by
 clamping and rounding half up (``tensor_to_image``). Writing is PNG only, atomic (a temporary file
@@ -47,26 +48,47 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if path.stat().st_size == 0:
         raise FakdError(f"image file is empty (0 bytes): {path}")
     try:
-        if _is_wide_colour_png(path):
-            return _read_wide_colour_png(path)
-        with Image.open(path) as image:
+        with open(path, "rb") as stream:
+            head = stream.read(26)
+    except OSError as error:
+        raise FakdError(f"cannot read image {path}: {error}") from None
+    return _decode(path, head=head, source=str(path))
+
+
+def decode_image(data: bytes, *, name: str) -> np.ndarray:
+    """An image file's bytes (an upload) as RGB uint8 (H, W, 3), by the same rules as ``read_image``;
+    empty, truncated or corrupt data raise ``FakdError`` naming ``name``."""
+    if not data:
+        raise FakdError(f"image file is empty (0 bytes): {name}")
+    return _decode(io.BytesIO(data), head=bytes(data[:26]), source=name)
+
+
+def _decode(stream, *, head: bytes, source: str) -> np.ndarray:
+    """Decode a path or binary stream; any decoding failure becomes one FakdError naming ``source``."""
+    try:
+        if _is_wide_colour_png(head):
+            return _read_wide_colour_png(stream, source=source)
+        with Image.open(stream) as image:
             image.load()  # decode now, so truncated or corrupt data fail here
             return _pil_to_rgb_uint8(image)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, png.Error) as error:
-        raise FakdError(f"cannot read image {path}: {error}") from None
+        reason = str(error)
+        if isinstance(stream, io.BytesIO) and reason.startswith("cannot identify image file"):
+            reason = "not an image format Pillow can decode"  # its message would name a BytesIO object
+        raise FakdError(f"cannot read image {source}: {reason}") from None
 
 
-def _is_wide_colour_png(path: Path) -> bool:
+def _is_wide_colour_png(head: bytes) -> bool:
     """A PNG whose IHDR says 16 bits per sample and colour type RGB, grey+alpha or RGBA."""
-    with open(path, "rb") as stream:
-        head = stream.read(26)
-    return head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and head[24] == 16 and head[25] in (2, 4, 6)
+    return (len(head) >= 26 and head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and head[24] == 16
+            and head[25] in (2, 4, 6))
 
 
-def _read_wide_colour_png(path: Path) -> np.ndarray:
-    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+def _read_wide_colour_png(stream, *, source: str) -> np.ndarray:
+    reader = png.Reader(file=stream) if hasattr(stream, "read") else png.Reader(filename=str(stream))
+    width, height, rows, info = reader.asDirect()
     if width * height > Image.MAX_IMAGE_PIXELS:
-        raise FakdError(f"cannot read image {path}: {width}x{height} pixels is beyond Pillow's limit")
+        raise FakdError(f"cannot read image {source}: {width}x{height} pixels is beyond Pillow's limit")
     wide = np.asarray(np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]), dtype=np.float64)
     narrow = np.floor(wide * (255.0 / 65535.0) + 0.5).astype(np.uint8)
     return to_rgb_uint8(narrow.reshape(height, width, info["planes"]))

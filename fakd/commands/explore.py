@@ -1,0 +1,195 @@
+"""``fakd explore``: the affinity explorer as a web page on this machine.
+
+Voilà serves ``01_affinity_explorer`` (its code hidden, its widgets live) with the command's choices
+as the notebook's parameters, so the page is the notebook's explorer: no Jupyter knowledge needed.
+The image and models are checked here first (a bad path or checkpoint is one line, exit 2, before
+any server starts). The server binds 127.0.0.1 unless ``--host`` says otherwise, the command prints
+the URL once the page answers, and Ctrl-C (or SIGTERM, SIGHUP) stops the server and removes its
+temporary folder; on Linux the server also stops if fakd explore is killed outright.
+"""
+
+import argparse
+import ctypes
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from fakd.commands.common import add_data_root_argument, positive_int, require_notebook_tools
+from fakd.errors import FakdError
+from fakd.malloc import tuned_malloc_env
+from fakd.zoo.pretrained import PRETRAINED_PREFIX
+
+NOTEBOOK = "01_affinity_explorer"
+DEFAULT_PORT = 8866
+START_TIMEOUT_S = 120
+OFFLINE_TEMPLATE = "fakd-offline"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "explore",
+        help="serve the affinity explorer as a web page: click a pixel, see its affinity maps",
+        description="Serve the affinity explorer (notebook 01_affinity_explorer through Voilà) as a page on "
+        "this machine: click a pixel of the image and its affinity rows in teacher and student update at once; "
+        "agreement maps, crop matrices, the student with and without FAKD; upload your own image or add your "
+        "own model in the page. Ctrl-C stops it.",
+    )
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="MODEL",
+                        help="a model to explore as a student: fakd:<name>, a checkpoint file or a run folder "
+                        "(repeatable; the first is shown first)")
+    parser.add_argument("--teacher", default="", metavar="MODEL",
+                        help="the teacher to compare with (same kinds; default: the profile's shipped teacher)")
+    parser.add_argument("--image", default="", metavar="FILE",
+                        help="your image, as the models' LR input (larger than --crop: shrunk, with a note)")
+    parser.add_argument("--profile", default="cpu", help="whose shipped models and crop size (default cpu)")
+    parser.add_argument("--crop", type=positive_int, default=64, help="LR side of the explorer's images (default 64)")
+    add_data_root_argument(parser)
+    parser.add_argument("--port", type=positive_int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1: this machine only)")
+    parser.set_defaults(handler=run)
+
+
+def checked_parameters(args: argparse.Namespace) -> dict:
+    """The notebook's parameters from the arguments, with the image and models checked (FakdError)."""
+    models = [*args.checkpoint, *([args.teacher] if args.teacher else [])]
+    if args.image or models:  # torch and the models load only when there is something of yours to check
+        from fakd.analysis.explorer_sources import explorer_model, image_from_file
+
+        if args.image:
+            image_from_file(args.image, max_side=args.crop)
+        for spec in models:
+            explorer_model(spec, device="cpu")
+
+    def absolute(spec: str) -> str:
+        return spec if spec.startswith(PRETRAINED_PREFIX) else str(Path(spec).expanduser().resolve())
+
+    return {"profile": args.profile, "crop": args.crop, "data_root": args.data_root,
+            "image_path": absolute(args.image) if args.image else "",
+            "checkpoints": [absolute(spec) for spec in args.checkpoint],
+            "teacher_checkpoint": absolute(args.teacher) if args.teacher else "", "save_figures": False}
+
+
+def write_app_notebook(folder: Path, parameters: dict) -> Path:
+    """The explorer notebook with ``parameters`` injected (as papermill does), written into ``folder``."""
+    import nbformat
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    from fakd.study.locations import resolve_notebook
+
+    notebook = load_notebook_node(str(resolve_notebook(NOTEBOOK)))
+    notebook = parameterize_notebook(notebook, {**parameters, "run_dir": str(folder / "run")})
+    path = folder / f"{NOTEBOOK}.ipynb"
+    nbformat.write(notebook, str(path))
+    return path
+
+
+def write_offline_template(folder: Path) -> Path:
+    """A Voilà template ``fakd-offline`` under ``folder`` (put on JUPYTER_PATH): Voilà's ``lab`` page
+    without its two icon-font stylesheets from a CDN, so the page loads nothing from the network
+    (offline, those were failed loads and console errors; the widgets' text labels stay)."""
+    from jupyter_core.paths import jupyter_path
+
+    source = next((Path(base) / "lab" / "index.html.j2" for base in jupyter_path("voila", "templates")
+                   if (Path(base) / "lab" / "index.html.j2").is_file()), None)
+    if source is None:
+        raise FakdError("Voilà's lab template is missing: reinstall with pip install 'fakd[notebooks]'")
+    target = folder / "voila" / "templates" / OFFLINE_TEMPLATE
+    target.mkdir(parents=True)
+    page = "".join(line for line in source.read_text().splitlines(keepends=True) if not ("<link" in line and "https://" in line))
+    (target / "index.html.j2").write_text(page)
+    (target / "conf.json").write_text('{"base_template": "lab"}\n')
+    return folder
+
+
+def check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise FakdError(f"cannot serve on {host}:{port}: {error.strerror or error} (choose another --port)") from None
+
+
+def wait_until_serving(host: str, port: int, process: subprocess.Popen) -> None:
+    """Return once the server accepts connections (a page request would start a kernel)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise FakdError(f"the explorer's server (Voilà) exited with code {process.returncode} at start")
+        try:
+            with socket.create_connection((host, port), timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise FakdError(f"the explorer's server did not answer on {host}:{port} within {START_TIMEOUT_S} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop the server (and its kernels: its process group) cleanly, forcibly after 10 s."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM / SIGHUP stop the server like Ctrl-C
+
+
+def _die_with_parent() -> None:
+    """In the server's process (Linux): get SIGTERM when fakd explore dies, even by SIGKILL, so no
+    orphaned server (and its kernel) is left behind."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (AttributeError, OSError):
+        pass  # not Linux: Ctrl-C and SIGTERM still stop the server
+
+
+def run(args: argparse.Namespace) -> int:
+    require_notebook_tools()
+    if importlib.util.find_spec("voila") is None:
+        raise FakdError("fakd explore needs Voilà: pip install 'fakd[notebooks]'")
+    check_port_free(args.host, args.port)
+    parameters = checked_parameters(args)
+    with tempfile.TemporaryDirectory(prefix="fakd-explore-") as folder:
+        notebook = write_app_notebook(Path(folder), parameters)
+        environment = tuned_malloc_env(os.environ)
+        templates = write_offline_template(Path(folder) / "jupyter")
+        environment["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(templates), environment.get("JUPYTER_PATH")]))
+        command = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={args.port}",
+                   f"--Voila.ip={args.host}", "--Voila.log_level=WARN", f"--template={OFFLINE_TEMPLATE}",
+                   "--Voila.tornado_settings={'websocket_max_message_size': 104857600}"]
+        for number in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(number, _interrupted)
+        process = subprocess.Popen(command, cwd=folder, env=environment, start_new_session=True,
+                                   preexec_fn=_die_with_parent)
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        url = f"http://{host}:{args.port}/"
+        try:
+            wait_until_serving(args.host, args.port, process)
+            print(f"fakd explore: the affinity explorer is at {url} (Ctrl-C stops it)", flush=True)
+            if args.host not in LOOPBACK:
+                print(f"fakd explore: warning: {args.host} is reachable from other machines; anyone who can reach "
+                      "it can use the explorer, and its path fields read files this account can read",
+                      file=sys.stderr, flush=True)
+            code = process.wait()
+        except KeyboardInterrupt:
+            stop(process)
+            print("fakd explore: stopped", file=sys.stderr)
+            return 0
+        finally:
+            stop(process)
+    if code:
+        raise FakdError(f"the explorer's server (Voilà) stopped with code {code}")
+    return 0
