@@ -46,6 +46,7 @@ from fakd.study.notebook_runner import KernelSettings, NotebookFailed, run_noteb
 from fakd.study.parameters import notebook_parameters
 from fakd.study.preflight import check_device, check_training_data
 from fakd.study.publish import check_report_folder, publish, staging_folder, study_identity, write_marker
+from fakd.study.steplog import StepClock
 from fakd.study.render import (FIGURES_FOLDER, HTML_FOLDER, TABLES_FOLDER, ReportEntry, render_notebook,
                                write_report)
 from fakd.analysis.results import read_results
@@ -229,11 +230,13 @@ def _run_step(step: Step, context: StudyContext, *, workers: int, progress: bool
     except NotebookFailed as failure:
         render_notebook(failure.executed, html)
         return ReportEntry(title=step.title, page=html, status="FAILED", note=failure.error)
+    rendering = time.monotonic()
     render_notebook(run.executed, html)
     if step.archived:
         context.keep(run_dir, keep_model=True)
     state = "reused" if run.reused else "done"
-    return ReportEntry(title=step.title, page=html, status=state, note=f"{run.seconds:.0f} s")
+    return ReportEntry(title=step.title, page=html, status=state,
+                       note=f"{run.seconds:.0f} s, rendered in {time.monotonic() - rendering:.0f} s")
 
 
 def report_identity(profile: str, *, data_root: str | None = None) -> dict:
@@ -262,15 +265,19 @@ def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str 
         if progress and restored:
             print(f"study: restored {len(restored)} finished run(s) from {context.archive}", flush=True)
     started, started_at = time.monotonic(), datetime.now(timezone.utc).isoformat(timespec="seconds")
+    clock = StepClock(len(steps), enabled=progress)
     entries, figures, failure = _run_steps(steps, context, workers=workers, progress=progress, scheduler=scheduler,
-                                           gpus_per_point=gpus_per_point, on_step=on_step)
-    provenance = _provenance(context, command=command, started=started, started_at=started_at)
+                                           gpus_per_point=gpus_per_point, on_step=on_step, clock=clock)
+    provenance = {**_provenance(context, command=command, started=started, started_at=started_at),
+                  "time per step": clock.summary()}
+    writing = time.monotonic()
     index, readme = _write_report(steps, entries, context, figures=figures, provenance=provenance,
                                   home=Path(report_dir))
     write_marker(context.report_dir, identity=identity, provenance=provenance)
     if failure is not None:
         return StudyReport(index=index, readme=readme, entries=entries, failure=failure)
     publish(context.report_dir, Path(report_dir))
+    clock.timed("report", writing)
     return StudyReport(index=Path(report_dir) / index.name, readme=Path(report_dir) / readme.name, entries=entries)
 
 
@@ -288,12 +295,16 @@ def _preflight(*, profile, report_dir, runs_dir, archive, data_root, device, loc
     return identity
 
 
-def _run_steps(steps, context: StudyContext, *, workers, progress, scheduler, gpus_per_point, on_step):
-    """(entries, copied figures, first failure or None) of running the steps in order."""
+def _run_steps(steps, context: StudyContext, *, workers, progress, scheduler, gpus_per_point, on_step,
+               clock: StepClock):
+    """(entries, copied figures, first failure or None) of running the steps in order; ``clock`` says
+    when each starts and ends."""
     entries, figures, failure = [], [], None
     for step in steps:
+        clock.start(step.name, step.title)
         entry = _run_step(step, context, workers=workers, progress=progress, scheduler=scheduler,
                           gpus_per_point=gpus_per_point)
+        clock.end(entry.status)
         entries.append(entry)
         if on_step is not None:
             on_step(entry)
