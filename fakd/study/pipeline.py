@@ -40,9 +40,10 @@ from fakd.study.adopt import adopt_shipped_model
 from fakd.study.archive import archive_run, restore_runs
 from fakd.study.compact import compact_png_file
 from fakd.study.environment import kernel_environment
+from fakd.study.estimate import MEASURED_PROFILES, estimate_lines, estimate_training
 from fakd.study.grid import load_grid
 from fakd.study.locations import grids_dir, resolve_notebook
-from fakd.study.notebook_runner import KernelSettings, NotebookFailed, run_notebook
+from fakd.study.notebook_runner import KernelSettings, NotebookFailed, finished_run, run_notebook
 from fakd.study.parameters import notebook_parameters
 from fakd.study.preflight import check_device, check_training_data
 from fakd.study.publish import check_report_folder, publish, staging_folder, study_identity, write_marker
@@ -50,7 +51,7 @@ from fakd.study.steplog import StepClock
 from fakd.study.render import (FIGURES_FOLDER, HTML_FOLDER, TABLES_FOLDER, ReportEntry, render_notebook,
                                write_report)
 from fakd.analysis.results import read_results
-from fakd.study.sweep import print_outcome, run_sweep
+from fakd.study.sweep import RUNS_FOLDER, print_outcome, run_sweep
 
 STUDY_GRIDS = {"smoke": "smoke.yaml", "demo": "demo.yaml", "cpu": "cpu_ablation.yaml", "paper": "paper_ablation.yaml"}
 # Profiles whose teacher is a shipped model, adopted instead of trained.
@@ -264,6 +265,8 @@ def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str 
         restored = restore_runs(context.archive, context.runs_dir)
         if progress and restored:
             print(f"study: restored {len(restored)} finished run(s) from {context.archive}", flush=True)
+    if progress and profile in MEASURED_PROFILES:
+        print("\n".join(_estimate_lines(steps, context, workers=workers)), flush=True)
     started, started_at = time.monotonic(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     clock = StepClock(len(steps), enabled=progress)
     entries, figures, failure = _run_steps(steps, context, workers=workers, progress=progress, scheduler=scheduler,
@@ -279,6 +282,27 @@ def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str 
     publish(context.report_dir, Path(report_dir))
     clock.timed("report", writing)
     return StudyReport(index=Path(report_dir) / index.name, readme=Path(report_dir) / readme.name, entries=entries)
+
+
+def _estimate_lines(steps, context: StudyContext, *, workers: int) -> list[str]:
+    """The training still to do (finished runs skipped) and its expected wall time (fakd.study.estimate)."""
+    config, teacher_iterations, students, total = load_run_config(context.profile), 0, [], 0
+    for step in steps:
+        if step.notebook == "02_train_teacher":
+            notebook = resolve_notebook(step.notebook)
+            if finished_run(notebook, context.run_dir(step.name), _notebook_parameters(notebook, context, step)) is None:
+                teacher_iterations = config.teacher.iterations
+        elif step.grids is not None:
+            grid = load_grid(grids_dir() / step.grids[context.profile])
+            grid = grid.with_fixed(_notebook_parameters(grid.notebook, context, step))
+            total += len(grid.points)
+            students += [(point.parameters.get("method"), point.parameters.get("iterations") or config.student.iterations)
+                         for point in grid.points
+                         if finished_run(grid.notebook, context.run_dir(step.name) / RUNS_FOLDER / point.key,
+                                         point.parameters) is None]
+    estimate = estimate_training(teacher_iterations=teacher_iterations, students=students, total_runs=total,
+                                 workers=workers)
+    return estimate_lines(estimate, profile=context.profile, workers=workers)
 
 
 def _preflight(*, profile, report_dir, runs_dir, archive, data_root, device, local: bool) -> dict:
