@@ -105,7 +105,7 @@ def parse_steps(lines: list[tuple]) -> tuple[list[dict], list[dict]]:
 
 
 def print_table(result: dict) -> None:
-    print(f"\n{result['profile']} study from a fresh clone of {result['commit']} ({result['date']}, {result['cores']} cores; "
+    print(f"\n`make study` ({result['profile']}) from a fresh clone of {result['commit']} ({result['date']}, {result['cores']} cores; "
           f"load average {result['load']['before'][0]:.1f} before, mean {result['load']['mean']:.1f}, "
           f"max {result['load']['max']:.1f} during)")
     print(f"{'part':38s} {'seconds':>8s}  status")

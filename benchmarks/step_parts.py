@@ -115,14 +115,18 @@ def run_case(tree: Path, command: str, threads: str, *, args, work: Path) -> dic
     window = [row for key, row in driver["iterations"].items() if start <= int(key) < end]
     parts = {part: statistics.fmean(row[part] for row in window) for part in PARTS}
     choice = [line for line in result.stdout.splitlines() if "torch thread" in line]
-    return {"s_per_iteration": per_iteration_from_metrics(out, args.window),
-            "s_per_iteration_hooks": statistics.fmean(row["total"] for row in window), "parts": parts,
+    from_metrics = per_iteration_from_metrics(out, args.window)
+    hooks = statistics.fmean(row["total"] for row in window)
+    return {"s_per_iteration": hooks if from_metrics is None else from_metrics,
+            "measured_by": "hooks (no metrics lines at the window's ends)" if from_metrics is None else "metrics.jsonl",
+            "s_per_iteration_hooks": hooks, "parts": parts,
             "torch_threads": driver["torch_threads"], "thread_choice": choice[0] if choice else None,
             "wall_s": round(wall, 1), "load_before": load_before, "load_after": os.getloadavg()}
 
 
-def measure(trees: dict, *, args, work: Path) -> list[dict]:
-    """Every (round, command, threads) case for both commits, the order flipping from case to case."""
+def measure(trees: dict, *, args, work: Path, save) -> list[dict]:
+    """Every (round, command, threads) case for both commits, the order flipping from case to case;
+    ``save(runs)`` after each run, so an interrupted benchmark keeps what it measured."""
     runs, flip = [], False
     for round_ in range(args.rounds):
         for command in args.commands:
@@ -134,6 +138,7 @@ def measure(trees: dict, *, args, work: Path) -> list[dict]:
                     folder.mkdir()
                     run = run_case(trees[side], command, threads, args=args, work=folder)
                     runs.append({"round": round_, "command": command, "threads": threads, "commit": side, **run})
+                    save(runs)
                     print(f"  round {round_} {command:7s} threads={threads:7s} {side}: "
                           + (f"{run['s_per_iteration']:.3f} s/it ({run['torch_threads']} threads, load "
                              f"{run['load_before'][0]:.1f})" if "failed" not in run else f"FAILED {run['failed']}"),
@@ -222,18 +227,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"step_parts: {labels['old']} vs {labels['new']}, profile {args.profile}, {args.iterations} iterations, "
               f"threads {' '.join(args.threads)}, {args.rounds} round(s); load {os.getloadavg()}", flush=True)
         (work / "runs").mkdir()
-        runs = measure(trees, args=args, work=work / "runs")
-    rows = summarise(runs, args=args)
+        runs = measure(trees, args=args, work=work / "runs",
+                       save=lambda runs: write_result(runs, args=args, labels=labels, complete=False))
+    rows = write_result(runs, args=args, labels=labels, complete=True)
     print_table(rows, labels=labels)
-    result = {"date": date.today().isoformat(), "old": labels["old"], "new": labels["new"], "profile": args.profile,
-              "iterations": args.iterations, "window": args.window, "teacher": args.teacher.name,
+    print(f"\nwrote {args.json}")
+    return 0 if all(row.get("met", True) for row in rows) else 1
+
+
+def write_result(runs: list[dict], *, args, labels: dict, complete: bool) -> list[dict]:
+    """The JSON (rewritten after every run; ``complete`` False until the last): rows, runs, load."""
+    rows = summarise(runs, args=args)
+    result = {"complete": complete, "date": date.today().isoformat(), "old": labels["old"], "new": labels["new"],
+              "profile": args.profile, "iterations": args.iterations, "window": args.window, "teacher": args.teacher.name,
               "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
               "load_average_end": os.getloadavg(), "rows": rows, "runs": runs,
               "target": "new s/iteration <= old in every case"}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"\nwrote {args.json}")
-    return 0 if all(row.get("met", True) for row in rows) else 1
+    return rows
 
 
 if __name__ == "__main__":
