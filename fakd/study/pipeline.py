@@ -328,6 +328,8 @@ def _run_steps(steps, context: StudyContext, *, workers, progress, scheduler, gp
         clock.start(step.name, step.title)
         entry = _run_step(step, context, workers=workers, progress=progress, scheduler=scheduler,
                           gpus_per_point=gpus_per_point)
+        if step.figures and entry.status != "FAILED":  # compacting the PNGs takes seconds: part of the step's time
+            figures += _copy_figures(context.run_dir(step.name), context.report_dir / FIGURES_FOLDER / step.name)
         clock.end(entry.status)
         entries.append(entry)
         if on_step is not None:
@@ -337,8 +339,6 @@ def _run_steps(steps, context: StudyContext, *, workers, progress, scheduler, gp
             break
         if entry.status != "done" and entry.status != "reused":
             failure = f"step {step.name}: {entry.status}"  # failed sweep points; later steps still run
-        if step.figures:
-            figures += _copy_figures(context.run_dir(step.name), context.report_dir / FIGURES_FOLDER / step.name)
     return entries, figures, failure
 
 
