@@ -22,6 +22,7 @@ LAYERS = (
     ("fakd.study",),
     ("fakd.commands",),
     ("fakd.cli",),
+    ("fakd.__main__",),
 )
 MAX_FUNCTION_LINES = 60
 

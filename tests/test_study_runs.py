@@ -188,3 +188,29 @@ def test_study_pipeline_runs_in_order_reuses_and_renders(tmp_path):
     assert [entry.status for entry in again.entries] == ["reused", "done", "reused"]
     assert executions(runs_dir / "first") == 1
     assert "0 executed now" in again.entries[1].note
+
+
+def test_render_only_trains_nothing_and_report_steps_follow_the_library(tmp_path, monkeypatch):
+    """A report notebook's finished run is reused only while the library is unchanged (so a rendered report
+    never shows code today's library lacks); a sweep's finished training runs are reused whatever the
+    library; --render-only runs no new point and names the ones not trained yet."""
+    first = write_notebook(tmp_path / "00_first.ipynb", 'run_dir = ""\nprofile = "cpu"\n', WRITE_RESULTS.replace(
+        "weight * 2 + seed", "len(profile)"))
+    scored = write_notebook(tmp_path / "scored.ipynb", PARAMETERS + 'profile = "cpu"\n', WRITE_RESULTS)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"notebook: {scored}\nparameters: {{weight: 2.0}}\ngrid:\n  seed: [1]\n")
+    steps = (Step("first", "First notebook", notebook=str(first)),
+             Step("students", "Student sweep", grids={"smoke": str(grid)}, archived=True))
+    report_dir, runs_dir = tmp_path / "report", tmp_path / "runs"
+    assert run_study(profile="smoke", report_dir=report_dir, runs_dir=runs_dir, steps=steps,
+                     progress=False).failure is None
+    grid.write_text(f"notebook: {scored}\nparameters: {{weight: 2.0}}\ngrid:\n  seed: [1, 2]\n")
+    monkeypatch.setattr("fakd.study.pipeline.library_digest", lambda: "another library")
+    again = run_study(profile="smoke", report_dir=report_dir, runs_dir=runs_dir, steps=steps, progress=False,
+                      render_only=True)
+    assert again.failure is None and [entry.status for entry in again.entries] == ["done", "done"]
+    assert executions(runs_dir / "first") == 2  # the report notebook ran again for the new library
+    point_runs = sorted((runs_dir / "students" / "runs").iterdir())
+    assert len(point_runs) == 1 and executions(point_runs[0]) == 1  # training reused, seed 2 not run
+    assert "1 of the grid's 2 runs not trained yet (render only)" in again.entries[1].note
+    assert json.loads((runs_dir / "first" / DONE_MARKER).read_text())["library_sha256"] == "another library"

@@ -103,3 +103,11 @@ def test_bad_files_are_fakd_errors(tmp_path):
     executable.write_text("seed: !!python/object/apply:os.system ['echo hi']\n")
     with pytest.raises(FakdError, match="not valid YAML"):
         load_run_config(executable)
+
+
+def test_the_x2_profile_is_the_cpu_profile_at_scale_2():
+    """A preset with ``base:`` states only what differs; every other setting is its base's."""
+    cpu, x2 = load_run_config("cpu").to_dict(), load_run_config("cpu-x2").to_dict()
+    assert x2["scale"] == 2 and cpu["scale"] == 4
+    assert {key: value for key, value in x2.items() if key not in ("scale", "profile")} == \
+        {key: value for key, value in cpu.items() if key not in ("scale", "profile")}

@@ -9,6 +9,7 @@ repeats. The baseline is the student trained without distillation (``none``).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -20,9 +21,11 @@ from fakd.analysis.results import PER_IMAGE_FILE, read_run_rows
 from fakd.analysis.stats import format_mean_ci, gap_closed, paired_differences, paired_test, summarize_over_seeds
 from fakd.distill import METHODS
 from fakd.errors import FakdError
+from fakd.train.config import DistillSettings, load_run_config
 from fakd.train.runs import TRAIN_FOLDER, training_metrics
 
 BASELINE = "none"
+DEFAULT_ALPHA = DistillSettings().alpha  # output KD's share when a run does not set it
 METHOD_NAMES = {name: method.label for name, method in METHODS.items()}  # display labels, from the registry
 
 
@@ -38,15 +41,22 @@ def _taps(value) -> list[str]:
     return [str(tap) for tap in value]
 
 
-def configuration_label(method: str, *, weight=None, p=None, taps=None) -> str:
-    """A short name of a student configuration: "FAKD", "FAKD w=1", "FAKD p=2", "FAKD taps=body.2"."""
+def configuration_label(method: str, *, weight=None, p=None, taps=None, alpha=None, iterations=None,
+                        default_iterations=None) -> str:
+    """A short name of a student configuration: "FAKD", "FAKD w=1", "FAKD p=2", "FAKD taps=body.2",
+    "output KD α=0.909" (α other than the default 0.5), "FAKD w=100, 12000 it." (a run longer or shorter
+    than ``default_iterations``)."""
     label = METHOD_NAMES.get(method, method)
     if _present(weight) and float(weight) != default_weight(method):
         label += f" w={float(weight):g}"
+    if _present(alpha) and float(alpha) != DEFAULT_ALPHA:
+        label += f" α={float(alpha):.3g}"
     if method == "fakd" and _present(p) and int(p) != 1:
         label += f" p={int(p)}"
     if _taps(taps):
         label += " taps=" + "+".join(_taps(taps))
+    if _present(iterations) and _present(default_iterations) and int(iterations) != int(default_iterations):
+        label += f", {int(iterations)} it."
     return label
 
 
@@ -60,6 +70,15 @@ def effective_weight(method: str, weight) -> float | None:
 def default_weight(method: str) -> float | None:
     """The registry's default weight of ``method`` (None for none/kd and names it does not know)."""
     return METHODS[method].default_weight if method in METHODS else None
+
+
+@functools.lru_cache(maxsize=None)
+def _profile_iterations(profile) -> int | None:
+    """The student iterations of a profile (None for an unknown or missing profile)."""
+    try:
+        return load_run_config(str(profile)).student.iterations if _present(profile) else None
+    except FakdError:
+        return None
 
 
 def read_sweep(sweep_dir: str | Path) -> pd.DataFrame:
@@ -76,10 +95,12 @@ def read_sweep(sweep_dir: str | Path) -> pd.DataFrame:
     if table.empty or not needed <= set(table.columns):
         raise FakdError(f"{path} holds no student results (columns {sorted(needed)} needed; "
                         f"did every run fail? see {sweep_dir / 'failures.json'})")
-    for name in ("weight", "p", "taps"):
+    for name in ("weight", "p", "taps", "alpha", "iterations"):
         if name not in table.columns:
             table[name] = None
-    table["label"] = [configuration_label(row.method, weight=row.weight, p=row.p, taps=row.taps)
+    table["default_iterations"] = [_profile_iterations(profile) for profile in table.get("profile", [None] * len(table))]
+    table["label"] = [configuration_label(row.method, weight=row.weight, p=row.p, taps=row.taps, alpha=row.alpha,
+                                          iterations=row.iterations, default_iterations=row.default_iterations)
                       for row in table.itertuples()]
     table["weight_used"] = [effective_weight(row.method, row.weight) for row in table.itertuples()]
     table["run_path"] = [str((sweep_dir / run_dir).resolve()) for run_dir in table["run_dir"]]
@@ -229,3 +250,15 @@ def summary_markdown(table: pd.DataFrame, tests: pd.DataFrame, *, method: str = 
         lines += ["", f"Only {seeds} seed per configuration: no confidence interval over seeds; the "
                       f"per-image tests cover image-to-image spread, not training noise."]
     return "\n".join(lines) + "\n"
+
+
+def training_time_markdown(sweep: pd.DataFrame) -> str:
+    """How much training the sweep's runs took: runs, summed wall time of their training (hours) and the
+    longest run, from the results' ``wall_time_s``."""
+    runs = sweep.drop_duplicates("run")
+    if "wall_time_s" not in runs.columns or runs["wall_time_s"].isna().all():
+        return ""
+    seconds = runs["wall_time_s"].dropna()
+    return (f"Training time: {len(runs)} student runs, {seconds.sum() / 3600:.1f} h of training wall time in all "
+            f"(one torch thread each; runs in parallel overlap), {seconds.median() / 60:.0f} min median, "
+            f"{seconds.max() / 60:.0f} min longest.\n")

@@ -227,3 +227,21 @@ def cost_figure(cost: pd.DataFrame, *, title: str) -> plt.Figure:
     figure.suptitle(f"{title} (latency: {latency_size}² LR input)", fontsize=12)
     figure.tight_layout()
     return figure
+
+
+def weight_selection_figure(candidates: pd.DataFrame, *, title: str) -> plt.Figure:
+    """Validation PSNR (mean over the selection seeds) vs weight / the method's default, one line per
+    method, the chosen weight ringed: how each method was tuned."""
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    for method, group in candidates.groupby("method", sort=False):
+        line, = axis.plot(group["relative_weight"], group["val_psnr"], marker="o", label=method)
+        chosen = group[group["chosen"]]
+        axis.scatter(chosen["relative_weight"], chosen["val_psnr"], s=160, facecolors="none",
+                     edgecolors=line.get_color(), linewidths=1.5)
+    axis.set_xscale("log")
+    axis.set_xlabel("weight / the method's default (output KD: α / (1 − α))")
+    axis.set_ylabel("validation PSNR on Y (dB), mean over seeds")
+    axis.legend(title="method (ring: chosen)", fontsize=8)
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure

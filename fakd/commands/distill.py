@@ -7,7 +7,9 @@ affinity). ``--weight`` is given once for all feature methods or once per featur
 order of ``--method`` (``kd`` and ``none`` take no weight), in the official code's units (against
 L1 on 0–255 pixels); default weights: fakd 1 (as run for the paper; 10 as its README writes),
 ca 1, fitnet 1, at 1000, fsp 1 (``fakd.distill.methods``). α (default 0.5):
-``--set distill.alpha=...``; ``--set distill.alpha=0`` gives feature terms without output KD.
+``--set distill.alpha=...``; ``--set distill.alpha=0`` gives feature terms without output KD. Under
+torchrun (``torchrun --nproc-per-node N -m fakd distill ...``) one run trains on N processes with
+DistributedDataParallel; data.batch_size is the global batch (docs/distributed.md).
 """
 
 import argparse

@@ -36,6 +36,10 @@ def register(subparsers) -> None:
                         help="keep the training steps' finished runs (small files; the teacher's and each "
                         "configuration's lowest-seed model) in DIR as they finish, and restore missing run "
                         "folders from it at start: commit DIR to continue a long study on another machine")
+    parser.add_argument("--render-only", action="store_true",
+                        help="train nothing: render the report from the finished training runs (with --archive: "
+                        "the committed ones), re-executing only the cheap report notebooks; points not yet "
+                        "trained are listed as pending")
     add_data_root_argument(parser)
     add_device_argument(parser)
     parser.set_defaults(handler=run)
@@ -81,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         report = run_study(profile=args.profile, report_dir=report_dir, runs_dir=runs_dir, data_root=args.data_root,
                            device=None if args.device == "auto" else args.device, workers=args.workers,
                            command=command, on_step=print_step, archive=args.archive,
-                           scheduler=scheduler_address(args.scheduler), gpus_per_point=args.gpus_per_point)
+                           scheduler=scheduler_address(args.scheduler), gpus_per_point=args.gpus_per_point,
+                           render_only=args.render_only)
     if report.failure:
         print(f"fakd study: {report.failure}; the previous report in {report_dir} is untouched, this run's "
               f"partial report is {report.index}", file=sys.stderr)

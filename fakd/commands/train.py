@@ -6,6 +6,7 @@ from fakd.commands.common import add_data_root_argument, add_device_argument, ad
 from fakd.data.roots import resolve_data_root
 from fakd.threads import use_threads
 from fakd.train.config import PROFILES, load_run_config
+from fakd.train.distributed import ranks_from_environment
 from fakd.train.trainer import train_run
 
 
@@ -32,7 +33,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_config(args: argparse.Namespace):
     """The run's config: profile/file, then --set, then --device/--threads (when given); sets (and
-    prints) this process's torch threads."""
+    prints, on rank 0 under torchrun) this process's torch threads."""
     overrides = list(args.overrides)
     if args.device != "auto":
         overrides.append(f"device={args.device}")
@@ -45,11 +46,14 @@ def load_config(args: argparse.Namespace):
     if args.threads:
         overrides.append(f"threads={args.threads}")
     config = load_run_config(args.config, overrides)
-    use_threads(configured=config.threads, command=f"fakd {args.command}")
+    use_threads(configured=config.threads, command=f"fakd {args.command}", quiet=not ranks_from_environment().is_main)
     return config
 
 
 def print_summary(summary: dict) -> None:
+    """The run's one-line result (on rank 0 only under torchrun: the others trained the same run)."""
+    if not ranks_from_environment().is_main:
+        return
     best = summary["best_val_psnr"]
     print(f"{summary['role']} {summary['model']}: {summary['final_iteration']} iterations in "
           f"{summary['wall_time_seconds']:.0f} s, best validation PSNR "
@@ -62,7 +66,9 @@ def register(subparsers) -> None:
         "train",
         help="train a teacher or a student without distillation",
         description="Train the config's teacher or student model with L1 to HR on training patches; "
-        "the best checkpoint by validation PSNR is RUN_DIR/checkpoints/best.pt.",
+        "the best checkpoint by validation PSNR is RUN_DIR/checkpoints/best.pt. Under torchrun "
+        "(torchrun --nproc-per-node N -m fakd train ...) one run trains on N processes with "
+        "DistributedDataParallel; data.batch_size is the global batch (docs/distributed.md).",
     )
     parser.add_argument("--role", choices=["teacher", "student"], required=True,
                         help="which of the config's two models to train")

@@ -14,6 +14,8 @@
   from both draws, per sample, an image (uniformly), an aligned patch location and (with ``augment``)
   one of the 8 flips/transpositions, applied identically to LR and HR. A resumed run therefore sees
   exactly the batches an uninterrupted one would. Batches are float32 in [0, 1], on the CPU.
+  ``batch(..., part=r, parts=n)`` is rank r's contiguous slice of that same batch (training on n
+  processes, ``fakd.train.distributed``): the n slices are the one-process batch, in order.
 """
 
 import os
@@ -169,11 +171,20 @@ class TrainingPatches:
             ))
         return draws
 
-    def batch(self, iteration: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(lr (B, 3, p, p), hr (B, 3, p*s, p*s)) float32 in [0, 1] on the CPU: a pure function of (seed, iteration)."""
+    def batch(self, iteration: int, batch_size: int, *, part: int = 0, parts: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lr (B, 3, p, p), hr (B, 3, p*s, p*s)) float32 in [0, 1] on the CPU: a pure function of (seed, iteration).
+
+        With ``parts`` > 1, only the ``part``-th of ``parts`` equal contiguous slices of that same batch
+        (B / parts samples): a DDP rank's share of the global batch, so the ranks together see exactly
+        the batch one process would, in the same order."""
+        if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1 or batch_size % parts:
+            raise ValueError(f"a batch of {batch_size} does not split into {parts!r} equal parts")
+        if not 0 <= part < parts:
+            raise ValueError(f"part {part!r} is not one of the {parts} parts")
+        share = batch_size // parts
         patch, scale = self.lr_patch_size, self.scale
         lr_patches, hr_patches = [], []
-        for draw in self.patch_draws(iteration, batch_size):
+        for draw in self.patch_draws(iteration, batch_size)[part * share : (part + 1) * share]:
             top, left = draw.top, draw.left
             lr_patch = self._lr[draw.image][:, top : top + patch, left : left + patch]
             hr_patch = self._hr[draw.image][:, top * scale : (top + patch) * scale, left * scale : (left + patch) * scale]

@@ -90,8 +90,9 @@ def executed_path(notebook: Path, run_dir: Path) -> Path:
     return Path(run_dir) / Path(notebook).name
 
 
-def finished_run(notebook: Path, run_dir: Path, parameters: dict) -> NotebookRun | None:
-    """The finished run in ``run_dir`` if its marker matches these parameters and this notebook code."""
+def finished_run(notebook: Path, run_dir: Path, parameters: dict, *, library: str | None = None) -> NotebookRun | None:
+    """The finished run in ``run_dir`` if its marker matches these parameters and this notebook code (and,
+    with ``library``, was made by the library with this digest)."""
     marker_path = Path(run_dir) / DONE_MARKER
     executed = executed_path(notebook, run_dir)
     if not (marker_path.is_file() and executed.is_file()):
@@ -103,6 +104,8 @@ def finished_run(notebook: Path, run_dir: Path, parameters: dict) -> NotebookRun
     if marker.get("parameters_sha256") != parameters_digest(parameters):
         return None
     if marker.get("notebook_sha256") != notebook_digest(notebook):
+        return None
+    if library is not None and marker.get("library_sha256") != library:
         return None
     return NotebookRun(notebook=Path(notebook), run_dir=Path(run_dir), executed=executed,
                        parameters=parameters, reused=True, seconds=float(marker.get("seconds", 0.0)))
@@ -136,6 +139,7 @@ def run_notebook(
     parameters: dict | None = None,
     *,
     reuse: bool = True,
+    library: str | None = None,
     kernel: KernelSettings | None = None,
     progress: bool = False,
 ) -> NotebookRun:
@@ -143,7 +147,8 @@ def run_notebook(
 
     Parameters are checked against the notebook's parameters cell first (FakdError on an unknown name or
     a wrongly typed value). With ``reuse`` a finished run with the same parameters and code is returned
-    as is. A failing cell raises ``NotebookFailed``; the executed notebook with the traceback stays in
+    as is; with ``library`` (``fakd.study.parameters.library_digest()``) only one made by the same library
+    code, which the marker then records. A failing cell raises ``NotebookFailed``; the executed notebook with the traceback stays in
     ``run_dir`` and ``fakd-failed.json`` records the error.
     """
     _silence_papermill_parameter_warnings()
@@ -155,7 +160,7 @@ def run_notebook(
     if RUN_DIR_PARAMETER not in declared:
         raise FakdError(f"notebook {notebook.name} declares no 'run_dir' parameter (every fakd notebook must)")
     if reuse:
-        done = finished_run(notebook, run_dir, parameters)
+        done = finished_run(notebook, run_dir, parameters, library=library)
         if done is not None:
             return done
 
@@ -173,6 +178,7 @@ def run_notebook(
         "notebook_sha256": notebook_digest(notebook),
         "parameters": parameters,
         "parameters_sha256": parameters_digest(parameters),
+        **({"library_sha256": library} if library is not None else {}),
         "seconds": round(seconds, 3),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "python": sys.executable,

@@ -177,6 +177,19 @@ def notebook_digest(path: Path) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
+def library_digest() -> str:
+    """SHA-256 of the installed fakd library's code (every ``.py`` file and profile, with its path).
+
+    A report notebook's finished run is reused only while this is unchanged, so a rendered report never
+    shows code (imports, calls) that today's library no longer has; training runs are not tied to it.
+    """
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted([*package.rglob("*.py"), *package.glob("presets/*.yaml")]):
+        digest.update(str(path.relative_to(package)).encode() + b"\x00" + path.read_bytes() + b"\x00")
+    return digest.hexdigest()
+
+
 def code_cell_statements(source: str) -> str:
     """A code cell's statements without imports, unparsed (comments, layout gone); raw when unparsable."""
     try:

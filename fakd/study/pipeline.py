@@ -44,16 +44,17 @@ from fakd.study.estimate import MEASURED_PROFILES, estimate_lines, estimate_trai
 from fakd.study.grid import load_grid
 from fakd.study.locations import grids_dir, resolve_notebook
 from fakd.study.notebook_runner import KernelSettings, NotebookFailed, finished_run, run_notebook
-from fakd.study.parameters import notebook_parameters
+from fakd.study.parameters import library_digest, notebook_parameters
 from fakd.study.preflight import check_device, check_training_data
 from fakd.study.publish import check_report_folder, publish, staging_folder, study_identity, write_marker
 from fakd.study.steplog import StepClock
 from fakd.study.render import (FIGURES_FOLDER, HTML_FOLDER, TABLES_FOLDER, ReportEntry, render_notebook,
                                write_report)
 from fakd.analysis.results import read_results
-from fakd.study.sweep import RUNS_FOLDER, print_outcome, run_sweep
+from fakd.study.sweep import RUNS_FOLDER, finished_part, print_outcome, run_sweep
 
-STUDY_GRIDS = {"smoke": "smoke.yaml", "demo": "demo.yaml", "cpu": "cpu_ablation.yaml", "paper": "paper_ablation.yaml"}
+STUDY_GRIDS = {"smoke": "smoke.yaml", "demo": "demo.yaml", "cpu": "cpu_ablation.yaml", "cpu-x2": "cpu_x2.yaml",
+               "paper": "paper_ablation.yaml"}
 # Profiles whose teacher is a shipped model, adopted instead of trained.
 SHIPPED_TEACHERS = {"demo": "rcan-cpu-teacher-x4"}
 SUMMARY_FILE = "summary.md"
@@ -70,6 +71,7 @@ class StudyContext:
     data_root: str | None = None
     device: str | None = None
     archive: Path | None = None
+    render_only: bool = False  # train nothing: finished training runs only (``fakd study --render-only``)
 
     def run_dir(self, step: str) -> Path:
         return self.runs_dir / step
@@ -208,25 +210,47 @@ def _run_step(step: Step, context: StudyContext, *, workers: int, progress: bool
         return ReportEntry(title=f"{step.title}: shipped model fakd:{step.shipped[context.profile]}",
                            status="reused" if adopted.reused else "done", note=f"adopted, {adopted.seconds:.0f} s")
     if step.grids is not None:
-        grid_path = grids_dir() / step.grids[context.profile]
-        grid = load_grid(grid_path)
-        grid = grid.with_fixed(_notebook_parameters(grid.notebook, context, step))
-        report = run_sweep(grid, run_dir, workers=workers, scheduler=scheduler, gpus_per_point=gpus_per_point,
-                           progress=progress,
-                           on_outcome=_sweep_callback(grid, context, archived=step.archived, progress=progress))
-        ran = sum(outcome.status == "done" for outcome in report.outcomes)
-        note = (f"{len(grid.points)} runs of {grid.notebook.name} from grids/{grid_path.name} "
-                f"({ran} executed now); {len(report.results)} result rows")
-        status = f"{len(report.failures)} failed (see {report.failures_path})" if report.failures else "done"
-        table = context.report_dir / TABLES_FOLDER / f"{step.name}_results.csv"  # the report stands alone
-        table.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(report.results_path, table)
-        return ReportEntry(title=step.title, page=table, status=status, note=note)
+        return _sweep_step(step, context, run_dir=run_dir, workers=workers, progress=progress, scheduler=scheduler,
+                           gpus_per_point=gpus_per_point)
+    return _notebook_step(step, context, run_dir=run_dir, progress=progress)
+
+
+def _sweep_step(step: Step, context: StudyContext, *, run_dir: Path, workers: int, progress: bool,
+                scheduler: str | None, gpus_per_point: int) -> ReportEntry:
+    """The profile's grid as a sweep (render only: its finished points); its results table into the report."""
+    grid_path = grids_dir() / step.grids[context.profile]
+    grid = load_grid(grid_path)
+    grid = grid.with_fixed(_notebook_parameters(grid.notebook, context, step))
+    planned = len(grid.points)
+    if context.render_only:
+        grid = finished_part(grid, run_dir)
+        if not grid.points:
+            return ReportEntry(title=step.title, status="pending", note="render only: no run has finished")
+    report = run_sweep(grid, run_dir, workers=workers, scheduler=scheduler, gpus_per_point=gpus_per_point,
+                       progress=progress,
+                       on_outcome=_sweep_callback(grid, context, archived=step.archived, progress=progress))
+    ran = sum(outcome.status == "done" for outcome in report.outcomes)
+    note = (f"{len(grid.points)} runs of {grid.notebook.name} from grids/{grid_path.name} "
+            f"({ran} executed now); {len(report.results)} result rows")
+    if len(grid.points) < planned:
+        note += f"; {planned - len(grid.points)} of the grid's {planned} runs not trained yet (render only)"
+    status = f"{len(report.failures)} failed (see {report.failures_path})" if report.failures else "done"
+    table = context.report_dir / TABLES_FOLDER / f"{step.name}_results.csv"  # the report stands alone
+    table.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(report.results_path, table)
+    return ReportEntry(title=step.title, page=table, status=status, note=note)
+
+
+def _notebook_step(step: Step, context: StudyContext, *, run_dir: Path, progress: bool) -> ReportEntry:
+    """One notebook, re-executed unless its finished run was made by today's library (a finished training
+    run then continues at no cost); render only: a training notebook that has not finished is pending."""
     notebook = resolve_notebook(step.notebook)
     parameters = _notebook_parameters(notebook, context, step)
     html = context.report_dir / HTML_FOLDER / f"{notebook.stem}.html"
+    if context.render_only and step.archived and finished_run(notebook, run_dir, parameters) is None:
+        return ReportEntry(title=step.title, status="pending", note="render only: its training has not finished")
     try:
-        run = run_notebook(notebook, run_dir, parameters, progress=progress,
+        run = run_notebook(notebook, run_dir, parameters, progress=progress, library=library_digest(),
                            kernel=KernelSettings(environment=kernel_environment()))
     except NotebookFailed as failure:
         render_notebook(failure.executed, html)
@@ -249,23 +273,26 @@ def report_identity(profile: str, *, data_root: str | None = None) -> dict:
 def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str | None = None,
               device: str | None = None, workers: int = 1, command: str = "fakd study",
               archive: Path | None = None, scheduler: str | None = None, gpus_per_point: int = 0,
-              steps: tuple[Step, ...] = STUDY_STEPS, progress: bool = True,
+              steps: tuple[Step, ...] = STUDY_STEPS, progress: bool = True, render_only: bool = False,
               on_step: Callable[[ReportEntry], None] | None = None) -> StudyReport:
     """Run the study's steps in order (stopping at the first failed notebook), then write the report.
 
     The student grid runs on ``workers`` local Dask worker processes, or on the cluster at ``scheduler``
     (``fakd.study.sweep``). User mistakes (folders, device, data, a report folder of another study) are
     refused before any step runs. The report replaces the one in ``report_dir`` only when all succeeded.
+    ``render_only`` trains nothing: the report shows the finished training runs (the sweep's unfinished
+    points are named as not trained yet; an unfinished teacher stops the study).
     """
     identity = _preflight(profile=profile, report_dir=report_dir, runs_dir=runs_dir, archive=archive,
                           data_root=data_root, device=device, local=scheduler is None)
     context = StudyContext(profile=profile, runs_dir=Path(runs_dir), report_dir=staging_folder(report_dir, identity=identity),
-                           data_root=data_root, device=device, archive=None if archive is None else Path(archive))
+                           data_root=data_root, device=device, archive=None if archive is None else Path(archive),
+                           render_only=render_only)
     if context.archive is not None:
         restored = restore_runs(context.archive, context.runs_dir)
         if progress and restored:
             print(f"study: restored {len(restored)} finished run(s) from {context.archive}", flush=True)
-    if progress and profile in MEASURED_PROFILES:
+    if progress and profile in MEASURED_PROFILES and not render_only:
         print("\n".join(_estimate_lines(steps, context, workers=workers)), flush=True)
     started, started_at = time.monotonic(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     clock = StepClock(len(steps), enabled=progress)

@@ -15,6 +15,7 @@ table row also says where its point ran: ``point_worker``, ``point_host``, ``poi
 ``point_seconds`` (from the run folder's ``fakd-point.json``).
 """
 
+import dataclasses
 import json
 import os
 import queue
@@ -152,6 +153,14 @@ def run_sweep(
             _run_points(client, grid, pending, runs_dir=runs_dir, options=options, record=record,
                         bar=PointProgress(len(pending), enabled=progress))
     return _finish(grid, out_dir, runs_dir, outcomes)
+
+
+def finished_part(grid: SweepGrid, out_dir: Path) -> SweepGrid:
+    """The grid reduced to its points already finished in ``out_dir`` (for rendering without training)."""
+    runs_dir = Path(out_dir) / RUNS_FOLDER
+    done = tuple(point for point in grid.points
+                 if finished_run(grid.notebook, runs_dir / point.key, point.parameters) is not None)
+    return dataclasses.replace(grid, points=done)
 
 
 def _announce(client, options: ClusterOptions) -> None:

@@ -5,7 +5,11 @@
   checks beyond types (ranges, size limits).
 - ``setup``: what a run is (its job), the networks, the objective, the schedule, the resumed state.
 - ``trainer``: ``train_run(config, role=teacher|student|distill, out=..., ...)`` — the one loop
-  (``Training``: set up, step, validate and checkpoint, summary).
+  (``Training``: set up, step, validate and checkpoint, summary); ``loss``: a batch's loss
+  (``compute_loss``, and ``StudentLoss``, the module DDP wraps); ``records``: checkpoint payloads and
+  the summary's facts.
+- ``distributed``: one run on several processes under torchrun (ranks from torchrun's environment,
+  the process group with its timeout, DistributedDataParallel, rank 0's steps shared with the others).
 - ``distillation``: a run's ``distill`` settings → ``DistillationObjective`` (through the method
   registry ``fakd.distill.methods``), and command-line choices → ``--set`` overrides.
 - ``data``: the run's training patches and validation PSNR.

@@ -25,7 +25,7 @@ import yaml
 from fakd.errors import FakdError
 from fakd.train.config_checks import validate_config
 
-PROFILES = ("smoke", "demo", "cpu", "paper")
+PROFILES = ("smoke", "demo", "cpu", "cpu-x2", "paper")
 DEFAULT_PROFILE = "cpu"
 
 
@@ -157,11 +157,22 @@ def config_from_dict(mapping: dict[str, Any]) -> RunConfig:
 
 
 def profile_mapping(name: str) -> dict[str, Any]:
-    """The partial mapping stored in ``fakd/presets/<name>.yaml``."""
+    """The partial mapping stored in ``fakd/presets/<name>.yaml``; a preset with ``base: OTHER`` is OTHER's
+    mapping with its own keys merged in (nested sections key by key), so a variant states only what differs."""
     if name not in PROFILES:
         raise FakdError(f"unknown profile {name!r}: use one of {', '.join(PROFILES)}")
     text = resources.files("fakd").joinpath("presets", f"{name}.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text) or {}
+    mapping = yaml.safe_load(text) or {}
+    base = mapping.pop("base", None)
+    return _merged(profile_mapping(base), mapping) if base is not None else mapping
+
+
+def _merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        merged[key] = _merged(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:

@@ -7,11 +7,14 @@ function of (seed, i), so a run resumed from ``last.pt`` sees the same batches a
 same thread count, ends bitwise equal to an uninterrupted one. Validation PSNR on the patches'
 held-out validation images picks ``best.pt`` (never a test set). A non-finite loss stops the run
 before the optimiser touches the weights; the last good checkpoint stays as it was.
+
+Under torchrun the same loop runs on every rank (``fakd.train.distributed``): each rank trains on its
+share of the global batch, DistributedDataParallel averages the gradients, and rank 0 alone writes the
+run folder and validates.
 """
 
 from __future__ import annotations
 
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -21,17 +24,19 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from fakd.device import resolve_device
-from fakd.distill import DistillationObjective, FeatureTaps
+from fakd.distill import DistillationObjective
 from fakd.errors import FakdError
-from fakd.malloc import malloc_is_tuned
-from fakd.models import count_parameters
 from fakd.train.config import RunConfig
 from fakd.train.data import open_training_patches, validation_psnr
-from fakd.train.rng import capture_rng_state
-from fakd.train.rundir import RunDirectory, git_commit
+from fakd.train.distributed import (Ranks, average, check_batch_split, end_process_group, is_lost_rank,
+                                    lost_rank_error, on_rank_zero, rank_device, ranks_from_environment,
+                                    start_process_group, wrap_for_gradients)
+from fakd.train.loss import PairedTaps, StudentLoss, compute_loss  # compute_loss: also imported from here (benchmarks, tests)
+from fakd.train.records import checkpoint_payload, run_summary, summary_base
+from fakd.train.rundir import RunDirectory
 from fakd.train.setup import (TrainingState, build_role_model, job_description, make_scheduler, prepare_adapters,
                               restore_training_state, teacher_and_objective)
-from fakd.train.teacher_cache import TeacherOutputCache, TeacherOutputs, cache_key, run_teacher, stored_taps
+from fakd.train.teacher_cache import TeacherOutputCache, TeacherOutputs, cache_key, note, run_teacher, stored_taps
 from fakd.zoo.checkpoint import save_checkpoint
 
 
@@ -50,13 +55,33 @@ def train_run(
     """Train (or resume) one run into ``out``; returns the summary written to summary.json.
 
     ``teacher_cache``: a folder where the frozen teacher's outputs are shared with other runs of the
-    same teacher, data and seed (``fakd.train.teacher_cache``); used when ``config.teacher_cache`` is on."""
-    training = Training.set_up(config, role=role, out=out, teacher_checkpoint=teacher_checkpoint,
-                               data_root=data_root, resume=resume, overwrite=overwrite,
-                               teacher_cache=teacher_cache)
+    same teacher, data and seed (``fakd.train.teacher_cache``); used when ``config.teacher_cache`` is on
+    (and the run is on one process). Under torchrun (``WORLD_SIZE`` > 1) every rank calls this and
+    trains its share of each batch; rank 0 writes the run folder (``fakd.train.distributed``)."""
+    ranks = ranks_from_environment()
+    training, finished = None, False
+    try:
+        training = Training.set_up(config, role=role, out=out, teacher_checkpoint=teacher_checkpoint,
+                                   data_root=data_root, resume=resume, overwrite=overwrite,
+                                   teacher_cache=teacher_cache, ranks=ranks)
+        summary = _train_loop(training, progress=progress and ranks.is_main)
+        finished = True
+        return summary
+    except RuntimeError as error:
+        if not is_lost_rank(ranks, error):
+            raise
+        if training is None:
+            raise lost_rank_error(ranks, error, kept="nothing was trained") from None
+        raise training.stop_on_lost_rank(error) from None
+    finally:
+        end_process_group(ranks, wait=finished)
+
+
+def _train_loop(training: "Training", *, progress: bool) -> dict[str, Any]:
+    """Steps from the state's iteration to the end, with logging, validation and checkpoints."""
     iterations = training.settings.iterations
     bar = tqdm(total=iterations, initial=training.state.iteration, disable=not progress,
-               desc=f"{role} {training.settings.model.preset}", dynamic_ncols=True)
+               desc=f"{training.role} {training.settings.model.preset}", dynamic_ncols=True)
     training.model.train()
     with training.taps() as (student_taps, teacher_taps):
         while training.state.iteration < iterations:
@@ -75,8 +100,9 @@ class Training:
 
     def __init__(self, *, config: RunConfig, role: str, device: torch.device, run_dir: RunDirectory,
                  job: dict[str, Any], model: nn.Module, teacher: nn.Module | None,
-                 objective: DistillationObjective, patches):
+                 objective: DistillationObjective, patches, ranks: Ranks = Ranks()):
         self.config, self.role, self.device, self.run_dir, self.job = config, role, device, run_dir, job
+        self.ranks = ranks
         self.settings = config.role("teacher" if role == "teacher" else "student")
         self.model, self.teacher, self.objective, self.patches = model, teacher, objective, patches
         parameters = list(model.parameters()) + list(objective.parameters())
@@ -85,26 +111,30 @@ class Training:
         self.use_fp16 = config.amp and not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_fp16) if config.amp else None
         self.forward_model = compiled(model) if config.compile else model
+        self.student_loss: nn.Module = StudentLoss(self.forward_model, objective)  # DDP-wrapped by set_up
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.state = TrainingState()
         self.teacher_cache: TeacherOutputCache | None = None
         label = "+".join(config.distill.methods) if role == "distill" else role
         self.model_name = f"{self.settings.model.preset} {label} s{config.seed}"
-        self.summary_base = _summary_base(self)
+        self.summary_base = summary_base(self)
         self._segment_start = time.perf_counter()
         self._segment_offset = 0.0
 
     @classmethod
     def set_up(cls, config: RunConfig, *, role: str, out: str | Path, teacher_checkpoint: str | Path | None,
                data_root: str | Path | None, resume: bool, overwrite: bool,
-               teacher_cache: str | Path | None = None) -> "Training":
-        """Check the job, build model, teacher and objective, prepare the run folder, restore ``last.pt``."""
-        device = resolve_device(config.device)
+               teacher_cache: str | Path | None = None, ranks: Ranks = Ranks()) -> "Training":
+        """Check the job, build model, teacher and objective, prepare the run folder, restore ``last.pt``
+        (under torchrun: join the process group first, and wrap the student in DDP last)."""
+        device = rank_device(ranks, resolve_device(config.device))
         if config.amp and device.type != "cuda":
             raise FakdError("--amp is a CUDA option; this run is on " + str(device))
+        check_batch_split(ranks, config.data.batch_size)
         if config.threads:
             torch.set_num_threads(config.threads)
         job = job_description(role=role, config=config, teacher_checkpoint=teacher_checkpoint)
+        start_process_group(ranks, device)
         run_dir = RunDirectory(out)
         torch.manual_seed(config.seed)
         model = build_role_model(config, role).to(device)
@@ -119,31 +149,58 @@ class Training:
         if teacher is not None and objective.terms:
             prepare_adapters(objective, model, teacher, patches, device)
         training = cls(config=config, role=role, device=device, run_dir=run_dir, job=job, model=model,
-                       teacher=teacher, objective=objective, patches=patches)
+                       teacher=teacher, objective=objective, patches=patches, ranks=ranks)
         training.prepare_run_folder(resume=resume, overwrite=overwrite)
+        training.student_loss = wrap_for_gradients(ranks, training.student_loss, device)
         if config.teacher_cache and teacher is not None and teacher_cache is not None:
-            training.teacher_cache = TeacherOutputCache(teacher_cache, key=cache_key(
-                teacher_sha256=job["teacher_sha256"], teacher_taps=stored_taps(objective.teacher_taps, teacher), config=config,
-                patches=patches, device=device))
+            training.open_teacher_cache(teacher_cache)
         return training
 
+    def open_teacher_cache(self, folder: str | Path) -> None:
+        """Share the teacher's outputs through ``folder`` — on one process only: a rank computes just its
+        share of a batch, and the cache holds whole batches (docs/distributed.md)."""
+        if self.ranks.distributed:
+            if self.ranks.is_main:
+                note(f"off under torchrun ({self.ranks.world_size} processes): every rank runs the teacher "
+                     f"on its share of the batch; {folder} is neither read nor written")
+            return
+        self.teacher_cache = TeacherOutputCache(folder, key=cache_key(
+            teacher_sha256=self.job["teacher_sha256"], config=self.config, patches=self.patches,
+            teacher_taps=stored_taps(self.objective.teacher_taps, self.teacher), device=self.device))
+
     def prepare_run_folder(self, *, resume: bool, overwrite: bool) -> None:
-        """Claim the run folder; on resume, load ``last.pt`` and drop metrics logged after it."""
-        resuming = self.run_dir.prepare(config=self.config.to_dict(), job=self.job, resume=resume,
-                                        overwrite=overwrite)
-        if resuming and self.run_dir.last_checkpoint.is_file():
-            self.state = restore_training_state(self.run_dir.last_checkpoint, self.model, self.objective, self.optimizer,
-                                  self.scheduler, self.scaler)
-        if resuming:
-            self.run_dir.truncate_metrics(self.state.iteration)
+        """Claim the run folder (rank 0); on resume, load ``last.pt`` (every rank) and drop metrics
+        logged after it (rank 0)."""
+        resuming, iteration = on_rank_zero(self.ranks, lambda: self._claim_run_folder(resume=resume,
+                                                                                      overwrite=overwrite))
+        if resuming and not self.ranks.is_main and iteration is not None:
+            self._restore()
+            if self.state.iteration != iteration:
+                raise FakdError(f"{self.ranks} read iteration {self.state.iteration} from {self.run_dir.last_checkpoint}, "
+                                f"rank 0 {iteration}: the run folder must be on storage every node shares")
         self._segment_offset = self.state.elapsed_seconds
         self._segment_start = time.perf_counter()
+
+    def _claim_run_folder(self, *, resume: bool, overwrite: bool) -> tuple[bool, int | None]:
+        """The run folder prepared (locked, checked, created) and ``last.pt`` restored: (resuming, its iteration)."""
+        resuming = self.run_dir.prepare(config=self.config.to_dict(), job=self.job, resume=resume,
+                                        overwrite=overwrite)
+        restored = resuming and self.run_dir.last_checkpoint.is_file()
+        if restored:
+            self._restore()
+        if resuming:
+            self.run_dir.truncate_metrics(self.state.iteration)
+        return resuming, self.state.iteration if restored else None
+
+    def _restore(self) -> None:
+        self.state = restore_training_state(self.run_dir.last_checkpoint, self.model, self.objective, self.optimizer,
+                                            self.scheduler, self.scaler)
 
     def taps(self):
         """Feature taps on student and teacher for the objective's terms (empty without a teacher)."""
         with_teacher = self.teacher is not None
         teacher_names = self.teacher_cache.taps if self.teacher_cache is not None else self.objective.teacher_taps
-        return _PairedTaps(self.model, self.objective.student_taps if with_teacher else [],
+        return PairedTaps(self.model, self.objective.student_taps if with_teacher else [],
                            self.teacher, teacher_names if with_teacher else [])
 
     def step(self, student_taps, teacher_taps, *, bar) -> tuple[torch.Tensor, dict, float]:
@@ -151,17 +208,18 @@ class Training:
 
         A non-finite loss writes the summary and raises FakdError before the weights change."""
         iteration = self.state.iteration
-        lr_batch, hr_batch = self.patches.batch(iteration, self.config.data.batch_size)
+        lr_batch, hr_batch = self.local_batch(iteration)
         lr_batch = lr_batch.to(self.device, non_blocking=True, memory_format=self.memory_format)
         hr_batch = hr_batch.to(self.device, non_blocking=True)
         autocast_dtype = torch.float16 if self.use_fp16 else torch.bfloat16
         with torch.autocast(device_type=self.device.type, dtype=autocast_dtype, enabled=self.config.amp):
             teacher_outputs = self.teacher_outputs(iteration, lr_batch, teacher_taps)
-            total, terms = compute_loss(self.forward_model, self.teacher, self.objective, lr_batch, hr_batch,
-                                        student_taps=student_taps, teacher_outputs=teacher_outputs)
-        if not torch.isfinite(total).item():
+            total, terms = self.student_loss(lr_batch, hr_batch, student_taps=student_taps,
+                                             teacher_outputs=teacher_outputs)
+        logged_total, logged_terms = self.global_values(total, terms)
+        if not torch.isfinite(logged_total).item():
             bar.close()
-            self._stop_on_non_finite(total, terms, iteration)
+            self._stop_on_non_finite(logged_total, logged_terms, iteration)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(total).backward()
@@ -173,7 +231,22 @@ class Training:
         lr_now = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         self.state.iteration = iteration + 1
-        return total, terms, lr_now
+        return logged_total, logged_terms, lr_now
+
+    def local_batch(self, iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch ``iteration`` (the global batch), or this rank's share of it under torchrun."""
+        if not self.ranks.distributed:
+            return self.patches.batch(iteration, self.config.data.batch_size)
+        return self.patches.batch(iteration, self.config.data.batch_size, part=self.ranks.rank,
+                                  parts=self.ranks.world_size)
+
+    def global_values(self, total: torch.Tensor, terms: dict) -> tuple[torch.Tensor, dict]:
+        """The loss and its terms over the global batch: the mean of the ranks' values (equal shares of
+        means over images), the values themselves on one process."""
+        if not self.ranks.distributed:
+            return total, terms
+        averaged = average(self.ranks, [total, *terms.values()])
+        return averaged[0], dict(zip(terms, averaged[1:]))
 
     def teacher_outputs(self, iteration: int, lr_batch: torch.Tensor, teacher_taps) -> TeacherOutputs | None:
         """The teacher's SR and features for batch ``iteration``: from the cache when another run stored
@@ -202,6 +275,14 @@ class Training:
             f"stopped, {kept} (lower the learning rate or check the data)"
         )
 
+    def stop_on_lost_rank(self, error: Exception) -> FakdError:
+        """The summary (rank 0) and the one line for a collective that failed mid-run."""
+        self._update_elapsed()
+        kept = f"{self.run_dir.last_checkpoint} kept" if self.run_dir.last_checkpoint.is_file() \
+            else "no checkpoint had been written yet"
+        self.write_summary("stopped: lost a rank", failed_iteration=self.state.iteration + 1)
+        return lost_rank_error(self.ranks, error, kept=kept)
+
     def _due(self, every: int) -> bool:
         return self.state.iteration % every == 0 or self.state.iteration == self.settings.iterations
 
@@ -217,7 +298,10 @@ class Training:
         return record
 
     def validate_and_checkpoint(self, record: dict[str, Any], lr_now: float) -> None:
-        """Validation PSNR (a new best → ``best.pt``), the metrics line, ``last.pt`` when due."""
+        """Validation PSNR (a new best → ``best.pt``), the metrics line, ``last.pt`` when due (rank 0;
+        the other ranks go on to the next step and wait there for it)."""
+        if not self.ranks.is_main:
+            return
         if self._due(self.config.validate_every):
             value = validation_psnr(self.model, self.patches.validation, scale=self.config.scale, device=self.device)
             self.model.train()
@@ -238,65 +322,15 @@ class Training:
 
     def checkpoint_payload(self, *, full: bool) -> dict[str, Any]:
         """``best.pt`` (model only) or, with ``full``, ``last.pt`` (plus everything a resume needs)."""
-        payload = {
-            "model_config": dict(self.model.config),
-            "model_name": self.model_name,
-            "model_state": self.model.state_dict(),
-            "iteration": self.state.iteration,
-            "role": self.role,
-            "run_config": self.config.to_dict(),
-            "best_val_psnr": self.state.best_val_psnr,
-            "best_iteration": self.state.best_iteration,
-        }
-        if full:
-            payload.update(
-                objective_state=self.objective.state_dict(),
-                optimizer_state=self.optimizer.state_dict(),
-                scheduler_state=self.scheduler.state_dict(),
-                scaler_state=self.scaler.state_dict() if self.scaler is not None else {},
-                rng_state=capture_rng_state(),
-                elapsed_seconds=self.state.elapsed_seconds,
-            )
-        return payload
+        return checkpoint_payload(self, full=full)
 
     def write_summary(self, status: str, **extra: Any) -> dict[str, Any]:
-        """Write ``summary.json`` (the run's facts, ``status``, best validation PSNR, checkpoints)."""
-        run_dir = self.run_dir
-        summary = {
-            **self.summary_base,
-            "status": status,
-            "final_iteration": self.state.iteration,
-            "best_val_psnr": self.state.best_val_psnr,
-            "best_iteration": self.state.best_iteration,
-            "wall_time_seconds": round(self.state.elapsed_seconds, 3),
-            "best_checkpoint": str(run_dir.best_checkpoint) if run_dir.best_checkpoint.is_file() else None,
-            "last_checkpoint": str(run_dir.last_checkpoint) if run_dir.last_checkpoint.is_file() else None,
-            "teacher_cache": self.teacher_cache.summary() if self.teacher_cache is not None else None,
-            **extra,
-        }
-        run_dir.write_summary(summary)
+        """Write ``summary.json`` (the run's facts, ``status``, best validation PSNR, checkpoints; rank 0
+        writes it, every rank returns it)."""
+        summary = run_summary(self, status, **extra)
+        if self.ranks.is_main:
+            self.run_dir.write_summary(summary)
         return summary
-
-
-def _summary_base(training: Training) -> dict[str, Any]:
-    """What a run's summary says whatever its status: the job, the code, the machine."""
-    return {
-        "role": training.role,
-        "out": str(training.run_dir.path),
-        "model": training.settings.model.preset,
-        "parameters": count_parameters(training.model),
-        "scale": training.config.scale,
-        "seed": training.config.seed,
-        "profile": training.config.profile,
-        "iterations": training.settings.iterations,
-        "teacher_checkpoint": training.job.get("teacher_checkpoint"),
-        "git_commit": git_commit(),
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "device": str(training.device),
-        "threads": torch.get_num_threads(),
-        "malloc_tuned": malloc_is_tuned(),
-    }
 
 
 def compiled(model: nn.Module) -> nn.Module:
@@ -306,45 +340,3 @@ def compiled(model: nn.Module) -> nn.Module:
 
     torch._dynamo.config.skip_nnmodule_hook_guards = False
     return torch.compile(model)
-
-
-def compute_loss(model, teacher, objective, lr_batch, hr_batch, *, student_taps=None, teacher_taps=None,
-                 teacher_outputs: TeacherOutputs | None = None):
-    """One forward pass of the objective: teacher (frozen, no_grad) first, then the student.
-
-    ``student_taps``/``teacher_taps`` are live ``FeatureTaps`` on the two models (or None when the
-    objective has no feature terms). ``teacher_outputs``, when given, stand for the teacher's forward
-    (``Training.teacher_outputs``: a live one or the cache's). Returns ``(total, {term: value})``.
-    """
-    if teacher_outputs is None and teacher is not None:
-        teacher_outputs = run_teacher(teacher, lr_batch, teacher_taps)
-    student_sr = model(lr_batch)
-    return objective(
-        student_sr=student_sr.float(),
-        hr=hr_batch,
-        teacher_sr=None if teacher_outputs is None else teacher_outputs.sr.float(),
-        student_features=student_taps.features if student_taps is not None else None,
-        teacher_features=teacher_outputs.features if teacher_outputs is not None else None,
-    )
-
-
-class _PairedTaps:
-    """``FeatureTaps`` on the student and, when there is one, the teacher, as one context; each side
-    is None when it has no taps (the objective then reads no features from it)."""
-
-    def __init__(self, model: nn.Module, student_names: list[str], teacher: nn.Module | None,
-                 teacher_names: list[str]):
-        self.student = FeatureTaps(model, student_names)
-        self.teacher = FeatureTaps(teacher, teacher_names) if teacher is not None and teacher_names else None
-        self.student_names, self.teacher_names = student_names, teacher_names
-
-    def __enter__(self):
-        return (self.student if self.student_names else None,
-                self.teacher if self.teacher_names and self.teacher is not None else None)
-
-    def __exit__(self, *exc_info) -> None:
-        self.student.remove()
-        if self.teacher is not None:
-            self.teacher.remove()
-
-

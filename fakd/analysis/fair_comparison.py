@@ -1,0 +1,138 @@
+"""The paper's question: FAKD against the KD methods it was published against, each tuned fairly.
+
+Rows in the paper's layout — teacher, student without KD, each KD method at its validation-chosen
+weight (``fakd.analysis.selection``), FAKD as run for the paper (w = 1) and FAKD at its chosen weight —
+with PSNR / SSIM mean ± 95% CI over seeds per test set, the share of the teacher–student gap each
+closes next to the paper's published shares, paired per-image tests against tuned output KD, and a
+verdict written from those numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from fakd.analysis.selection import chosen_labels
+from fakd.analysis.stats import format_mean_ci, paired_differences, paired_test
+
+# Share of the teacher–student gap FAKD closes in the paper (He et al. 2020, RCAN teacher → student,
+# PSNR): (FAKD − student) / (teacher − student) on Set5 / Set14 / B100.
+PUBLISHED_FAKD_SHARES = {4: {"Set5": 0.44, "Set14": 0.37, "B100": 0.39},
+                         2: {"Set5": 0.46, "Set14": 0.38, "B100": 0.39}}
+BASELINE_ORDER = ("kd", "fitnet", "at", "fsp", "ca")
+STUDENT_ROW = "student (no KD)"
+PAPER_FAKD_ROW = "FAKD w=1 (as run for the paper)"
+
+
+def comparison_rows(candidates: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(row name, configuration label, method) in the paper's order; chosen weights named in the row."""
+    chosen = chosen_labels(candidates)
+    rows = [(STUDENT_ROW, "no KD", "none")]
+    for method in BASELINE_ORDER:
+        if method in chosen:
+            rows.append((f"{chosen[method]} (chosen)", chosen[method], method))
+    rows.append((PAPER_FAKD_ROW, "FAKD", "fakd"))
+    if "fakd" in chosen and chosen["fakd"] != "FAKD":
+        rows.append((f"{chosen['fakd']} (chosen)", chosen["fakd"], "fakd"))
+    return rows
+
+
+def _cell(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "–"
+    row = frame.iloc[0]
+    return f"{format_mean_ci(row.psnr, row.psnr_ci)} / {format_mean_ci(row.ssim, row.ssim_ci, decimals=4)}"
+
+
+def _share_text(share: float, published: float | None) -> str:
+    text = "–" if share is None or math.isnan(share) else f"{100 * share:.0f}%"
+    return text + (f" (paper {100 * published:.0f}%)" if published is not None else "")
+
+
+def comparison_table(table: pd.DataFrame, rows: list[tuple[str, str, str]], *, teacher: pd.DataFrame | None,
+                     scale: int) -> pd.DataFrame:
+    """The paper-format table: one row per entry of ``rows`` (plus the teacher first), "PSNR / SSIM" per test
+    set, seeds, and "gap closed" per test set with the paper's share beside FAKD's rows.
+
+    ``table``: ``fakd.analysis.ablation.ablation_table`` against no KD (label, dataset, psnr, psnr_ci, ssim,
+    ssim_ci, seeds, gap_closed).
+    """
+    datasets = list(dict.fromkeys(table["dataset"]))
+    lines = []
+    if teacher is not None:
+        cells = teacher.set_index("dataset")
+        lines.append({"method": "teacher", "seeds": 1, **{
+            dataset: f"{cells.loc[dataset, 'psnr']:.2f} / {cells.loc[dataset, 'ssim']:.4f}"
+            for dataset in datasets if dataset in cells.index}})
+    published = PUBLISHED_FAKD_SHARES.get(int(scale), {})
+    for name, label, method in rows:
+        mine = table[table["label"] == label]
+        line = {"method": name, "seeds": int(mine["seeds"].min()) if not mine.empty else 0}
+        for dataset in datasets:
+            here = mine[mine["dataset"] == dataset]
+            line[dataset] = _cell(here)
+            if method != "none":
+                share = float(here["gap_closed"].iloc[0]) if not here.empty else float("nan")
+                line[f"gap {dataset}"] = _share_text(share, published.get(dataset) if method == "fakd" else None)
+        lines.append(line)
+    return pd.DataFrame(lines).set_index("method").fillna("")
+
+
+def paired_against(per_image: pd.DataFrame, *, reference: str, labels: list[str]) -> pd.DataFrame:
+    """Paired per-image tests of each configuration in ``labels`` against ``reference`` (same image and seed)."""
+    shown = per_image[per_image["label"].isin([reference, *labels])]
+    differences = paired_differences(shown, group="label", baseline=reference)
+    rows = [{"label": label, "dataset": dataset, **paired_test(group["difference"])}
+            for (label, dataset), group in differences.groupby(["label", "dataset"], sort=False)]
+    return pd.DataFrame(rows, columns=["label", "dataset", "mean", "ci", "n", "wins", "t_p", "wilcoxon_p"])
+
+
+def _p(value: float) -> str:
+    return "n/a" if math.isnan(value) else (f"{value:.2g}" if value >= 0.001 else "< 0.001")
+
+
+def best_per_dataset(table: pd.DataFrame, labels: list[str]) -> dict[str, str]:
+    """Test set → the label with the highest mean PSNR among ``labels``."""
+    shown = table[table["label"].isin(labels)]
+    return {dataset: group.loc[group["psnr"].idxmax(), "label"]
+            for dataset, group in shown.groupby("dataset", sort=False)}
+
+
+def comparison_verdict(table: pd.DataFrame, tests: pd.DataFrame, rows: list[tuple[str, str, str]], *,
+                       scale: int, reference: str) -> str:
+    """Sentences from the numbers: the best student per test set, the chosen FAKD against tuned output KD
+    (paired per image) and against the best other baseline, and its gap share next to the paper's."""
+    labels = [label for _, label, method in rows if method != "none"]
+    fakd = [label for _, label, method in rows if method == "fakd"][-1]
+    best = best_per_dataset(table, labels)
+    lines = [f"### ×{scale}: which method wins?", ""]
+    winners = sorted(set(best.values()))
+    if winners == [fakd]:
+        lines.append(f"**{fakd}** has the highest PSNR of all students on every test set ({', '.join(best)}).")
+    else:
+        lines.append("Highest PSNR per test set: " + "; ".join(f"{d}: **{w}**" for d, w in best.items()) + ".")
+    for dataset in best:
+        here = table[table["dataset"] == dataset].set_index("label")
+        test = tests[(tests["label"] == fakd) & (tests["dataset"] == dataset)]
+        others = [label for label in labels if label not in (fakd, "FAKD") and label in here.index]
+        text = f"- {dataset}: {fakd} {here.loc[fakd, 'psnr']:.3f} dB" if fakd in here.index else f"- {dataset}: –"
+        if not test.empty and fakd in here.index:
+            t = test.iloc[0]
+            text += (f"; vs {reference} {t['mean']:+.3f} dB per image, ahead on {t['wins']} of {t['n']} "
+                     f"(paired t-test p {_p(t['t_p'])}, Wilcoxon p {_p(t['wilcoxon_p'])})")
+        if others and fakd in here.index:
+            rival = max(others, key=lambda label: here.loc[label, "psnr"])
+            text += f"; vs the best other baseline ({rival}) {here.loc[fakd, 'psnr'] - here.loc[rival, 'psnr']:+.3f} dB"
+        lines.append(text + ".")
+    lines += ["", _share_sentence(table, fakd=fakd, scale=scale)]
+    return "\n".join(lines) + "\n"
+
+
+def _share_sentence(table: pd.DataFrame, *, fakd: str, scale: int) -> str:
+    published = PUBLISHED_FAKD_SHARES.get(int(scale), {})
+    mine = table[table["label"] == fakd].set_index("dataset")["gap_closed"]
+    parts = [f"{dataset} {100 * mine[dataset]:.0f}%" + (f" (paper {100 * published[dataset]:.0f}%)"
+                                                         if dataset in published else "")
+             for dataset in mine.index if not math.isnan(mine[dataset])]
+    return f"Share of the teacher–student gap {fakd} closes: " + ", ".join(parts) + "." if parts else ""

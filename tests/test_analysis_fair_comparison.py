@@ -1,0 +1,165 @@
+"""The fair comparison from a hand-made sweep: weights chosen on validation (never on the test sets), the
+paper-format table with published shares, paired tests against tuned output KD, and the convergence
+verdict — each checked against numbers computed here independently."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from fakd.analysis.ablation import ablation_table, read_per_image, read_sweep
+from fakd.analysis.convergence import (convergence_verdict, gain_change, gap_closed_curves, long_runs,
+                                       teacher_validation_psnr, validation_curves)
+from fakd.analysis.fair_comparison import (PUBLISHED_FAKD_SHARES, comparison_rows, comparison_table,
+                                           comparison_verdict, paired_against)
+from fakd.analysis.selection import chosen_labels, relative_weight, selection_markdown, weight_candidates
+
+IMAGES = ["baby", "bird", "butterfly", "head", "woman"]
+TEACHER_PSNR = 31.0
+
+
+def _run(root, rows, *, name, method, seed, psnr, val_psnr, teacher, weight=None, alpha=None, iterations=None,
+         curve=None):
+    folder = root / "runs" / name
+    (folder / "train").mkdir(parents=True)
+    pd.DataFrame({"dataset": "Set5", "name": IMAGES, "psnr": psnr, "ssim": 0.8}).to_csv(
+        folder / "per_image.csv", index=False)
+    log = curve if curve is not None else [(3000, val_psnr)]
+    (folder / "train" / "metrics.jsonl").write_text(
+        "".join(json.dumps({"iteration": it, "loss": 0.1, "val_psnr": value}) + "\n" for it, value in log))
+    rows.append({"run": name, "run_dir": f"runs/{name}", "profile": "cpu", "method": method, "weight": weight,
+                 "alpha": alpha, "iterations": iterations or 3000, "seed": seed, "dataset": "Set5", "scale": 4,
+                 "psnr": float(np.mean(psnr)), "ssim": 0.8, "val_psnr": val_psnr, "teacher_run": str(teacher)})
+
+
+def _teacher(tmp_path):
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "results.json").write_text(json.dumps({"rows": [
+        {"dataset": "Set5", "scale": 4, "psnr": TEACHER_PSNR, "ssim": 0.88, "val_psnr": 29.0}]}))
+    return teacher
+
+
+def make_fair_sweep(tmp_path):
+    """no KD, output KD over alpha, FitNet over its grid, FAKD w 1 and 100; the validation and test sets
+    disagree for FitNet (test prefers w=100, validation w=10), so a test-set choice would be visible."""
+    teacher = _teacher(tmp_path)
+    root, rows = tmp_path / "sweep", []
+    base = 30.0 + np.random.default_rng(0).normal(0, 1, len(IMAGES))
+    noise = np.random.default_rng(3)
+    arms = [("none", None, None, 0.0, 27.0), ("kd", None, None, 0.10, 27.10), ("kd", None, 0.0909, 0.02, 27.02),
+            ("kd", None, 0.9091, 0.20, 27.20), ("kd", None, 0.9901, 0.05, 27.05),
+            ("fitnet", 0.1, None, 0.01, 27.01), ("fitnet", 1.0, None, 0.05, 27.05),
+            ("fitnet", 10.0, None, 0.10, 27.30), ("fitnet", 100.0, None, 0.40, 27.15),
+            ("fakd", None, None, 0.15, 27.15), ("fakd", 100.0, None, 0.50, 27.50)]
+    for method, weight, alpha, offset, val in arms:
+        for seed in (0, 1):
+            name = f"{method}-w{weight}-a{alpha}-s{seed}"
+            _run(root, rows, name=name, method=method, weight=weight, alpha=alpha, seed=seed, teacher=teacher,
+                 psnr=base + offset + 0.01 * seed + noise.normal(0, 0.002, len(IMAGES)), val_psnr=val + 0.001 * seed)
+    # a third seed outside the selection seeds, very good on validation: it must not change the choice
+    _run(root, rows, name="fitnet-w1-s2", method="fitnet", weight=1.0, seed=2, teacher=teacher,
+         psnr=base + 0.05, val_psnr=40.0)
+    pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
+    return root
+
+
+def test_relative_weights_put_every_method_on_one_grid():
+    assert relative_weight("kd") == pytest.approx(1.0)
+    assert relative_weight("kd", alpha=0.9091) == pytest.approx(10.0, rel=1e-3)
+    assert relative_weight("kd", alpha=0.0909) == pytest.approx(0.1, rel=1e-2)
+    assert relative_weight("at", weight=1e5) == pytest.approx(100.0)  # AT's default is 1000
+    assert relative_weight("fakd") == 1.0 and relative_weight("none") is None
+
+
+def test_weights_are_chosen_on_validation_not_on_the_test_sets(tmp_path):
+    candidates = weight_candidates(read_sweep(make_fair_sweep(tmp_path)))
+    chosen = chosen_labels(candidates)
+    assert chosen == {"kd": "output KD α=0.909", "fitnet": "FitNet w=10", "fakd": "FAKD w=100"}
+    fitnet = candidates[candidates["method"] == "fitnet"].set_index("relative_weight")
+    assert fitnet["val_psnr"].to_dict() == pytest.approx({0.1: 27.0105, 1.0: 27.0505, 10.0: 27.3005, 100.0: 27.1505})
+    assert fitnet["complete"].all() and not candidates.set_index("method").loc["fakd", "complete"].any()
+    text = selection_markdown(candidates)
+    fitnet_line = next(line for line in text.splitlines() if line.startswith("| fitnet |"))
+    assert fitnet_line.count("**") == 2 and "**27.300**" in fitnet_line and fitnet_line.endswith("| FitNet w=10 |")
+    assert "FAKD w=100 (provisional: grid not complete)" in text
+
+
+def test_paper_table_gap_shares_and_verdict(tmp_path):
+    sweep = read_sweep(make_fair_sweep(tmp_path))
+    teacher = pd.DataFrame([{"dataset": "Set5", "psnr": TEACHER_PSNR, "ssim": 0.88}])
+    table = ablation_table(sweep, teacher)
+    rows = comparison_rows(weight_candidates(sweep))
+    assert [label for _, label, _ in rows] == ["no KD", "output KD α=0.909", "FitNet w=10", "FAKD", "FAKD w=100"]
+    shown = comparison_table(table, rows, teacher=teacher, scale=4)
+    psnr = sweep.groupby("label")["psnr"].mean()
+    expected = (psnr["FAKD w=100"] - psnr["no KD"]) / (TEACHER_PSNR - psnr["no KD"])
+    assert shown.loc["FAKD w=100 (chosen)", "gap Set5"] == (
+        f"{100 * expected:.0f}% (paper {100 * PUBLISHED_FAKD_SHARES[4]['Set5']:.0f}%)")
+    assert "paper" not in shown.loc["FitNet w=10 (chosen)", "gap Set5"]
+    assert shown.loc["teacher", "Set5"] == "31.00 / 0.8800"
+    tests = paired_against(read_per_image(sweep), reference="output KD α=0.909", labels=["FitNet w=10", "FAKD w=100"])
+    per_image = read_per_image(sweep)
+    mine = per_image[per_image["label"] == "FAKD w=100"].sort_values(["seed", "name"])["psnr"].to_numpy()
+    ref = per_image[per_image["label"] == "output KD α=0.909"].sort_values(["seed", "name"])["psnr"].to_numpy()
+    row = tests.set_index("label").loc["FAKD w=100"]
+    assert row["mean"] == pytest.approx(np.mean(mine - ref)) and row["wins"] == 10
+    assert row["t_p"] == pytest.approx(stats.ttest_rel(mine, ref).pvalue)
+    verdict = comparison_verdict(table, tests, rows, scale=4, reference="output KD α=0.909")
+    assert "**FAKD w=100** has the highest PSNR of all students on every test set" in verdict
+    lead = psnr["FAKD w=100"] - psnr["output KD α=0.909"]  # output KD (offset 0.2) beats FitNet (0.1) on test
+    assert f"vs the best other baseline (output KD α=0.909) {lead:+.3f} dB" in verdict
+
+
+def _long_sweep(tmp_path, *, long_gain: float):
+    teacher = _teacher(tmp_path)
+    root, rows = tmp_path / "sweep", []
+    base = 30.0 + np.random.default_rng(1).normal(0, 1, len(IMAGES))
+    noise = np.random.default_rng(2)
+    for method, weight, iterations, gain, val in (("none", None, None, 0.0, 27.0), ("fakd", 100.0, None, 0.3, 27.3),
+                                                  ("none", None, 12000, 0.2, 27.5),
+                                                  ("fakd", 100.0, 12000, 0.2 + long_gain, 27.9)):
+        for seed in (0, 1):
+            curve = [(it, val - (12000 - it) / 12000 + 0.01 * seed) for it in range(3000, 12001, 3000)]
+            _run(root, rows, name=f"{method}-{iterations}-s{seed}", method=method, weight=weight, seed=seed,
+                 iterations=iterations, teacher=teacher, val_psnr=val, curve=curve if iterations else None,
+                 psnr=base + gain + noise.normal(0, 0.005, len(IMAGES)))
+    pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
+    return read_sweep(root)
+
+
+def test_convergence_curves_gap_and_trend(tmp_path):
+    sweep = _long_sweep(tmp_path, long_gain=0.1)
+    runs = long_runs(sweep)
+    assert sorted(set(runs["label"])) == ["FAKD w=100, 12000 it.", "no KD, 12000 it."]
+    assert set(runs["short_label"]) == {"FAKD w=100", "no KD"}
+    curves = validation_curves(runs)
+    fakd = curves[curves["label"] == "FAKD w=100, 12000 it."].set_index("iteration")["val_psnr"]
+    assert fakd[12000] == pytest.approx(27.905) and fakd[3000] == pytest.approx(27.905 - 0.75)
+    teacher_val = teacher_validation_psnr(sweep)
+    assert teacher_val == 29.0
+    gaps = gap_closed_curves(curves, baseline="no KD, 12000 it.", teacher_val=teacher_val)
+    assert gaps.set_index("iteration").loc[12000, "gap_closed"] == pytest.approx(0.4 / (29.0 - 27.505))
+    per_image = read_per_image(sweep)
+    change = gain_change(per_image, arm=("FAKD w=100", "FAKD w=100, 12000 it."),
+                         reference=("no KD", "no KD, 12000 it.")).iloc[0]
+    assert change["gain_short"] == pytest.approx(0.3, abs=0.02) and change["gain_long"] == pytest.approx(0.1, abs=0.02)
+    assert change["trend"] == "shrinks"
+    assert "shrinks on 1 test set" in convergence_verdict(pd.DataFrame([change]))
+
+
+def test_a_gain_that_does_not_change_holds(tmp_path):
+    sweep = _long_sweep(tmp_path, long_gain=0.3)
+    change = gain_change(read_per_image(sweep), arm=("FAKD w=100", "FAKD w=100, 12000 it."),
+                         reference=("no KD", "no KD, 12000 it.")).iloc[0]
+    assert change["trend"] == "holds" and change["t_p"] > 0.05
+
+
+def test_training_time_counts_each_run_once():
+    from fakd.analysis.ablation import training_time_markdown
+
+    sweep = pd.DataFrame({"run": ["a", "a", "b"], "wall_time_s": [3600.0, 3600.0, 1800.0]})
+    assert training_time_markdown(sweep).startswith("Training time: 2 student runs, 1.5 h of training wall time")
+    assert training_time_markdown(pd.DataFrame({"run": ["a"]})) == ""
