@@ -9,6 +9,8 @@ hooks only entry points both layouts share:
     teacher forward  a top-level nn.Module call under no_grad during the step (the frozen teacher)
     student forward  a top-level nn.Module call with gradients during the step (the trained model)
     loss             a top-level call of a module whose class name ends in "Objective" (the losses)
+                     (wrappers named in ``TRANSPARENT``, e.g. the trainer's ``StudentLoss`` that
+                     DistributedDataParallel wraps, count as not there: their children are top-level)
     backward         torch.autograd.backward (what Tensor.backward calls)
     optimizer        the optimizer's step (torch's global optimizer step hooks; its end ends the step)
     other step       the rest of the step: copies to the device, the finiteness check, zero_grad
@@ -30,6 +32,7 @@ from pathlib import Path
 
 STEP_PARTS = ("data", "teacher forward", "student forward", "loss", "backward", "optimizer")
 PARTS = (*STEP_PARTS, "other step", "after step")
+TRANSPARENT = ("StudentLoss", "DistributedDataParallel")
 
 
 class Timeline:
@@ -87,6 +90,8 @@ def _module_call(original, timeline: Timeline):
     import torch
 
     def call(module, *args, **kwargs):
+        if not timeline.depth and type(module).__name__ in TRANSPARENT:
+            return original(module, *args, **kwargs)
         if timeline.depth or not timeline.in_step():
             timeline.depth += 1
             try:
