@@ -120,3 +120,18 @@ def test_step_parts_refuses_mistakes_in_one_line(arguments, message):
     result = subprocess.run([sys.executable, str(BENCHMARKS / "step_parts.py"), *arguments], capture_output=True,
                             text=True, env=env)
     assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.slow  # two CLI training runs (the old commit unpacked from git)
+def test_step_parts_times_both_commits_parts_on_the_smoke_profile(tmp_path):
+    out = tmp_path / "parts.json"
+    run_script("step_parts.py", "--profile", "smoke", "--iterations", "20", "--window", "10", "20",
+               "--threads", "1", "--commands", "fakd", "--json", str(out))
+    result = json.loads(out.read_text())
+    assert result["complete"] and [run["commit"] for run in result["runs"]] == ["old", "new"]
+    (row,) = result["rows"]
+    for side in ("old", "new"):
+        parts = row[side]["parts"]
+        assert row[side]["torch_threads"] == [1] and row[side]["s_per_iteration"] > 0
+        assert parts["teacher forward"] > 0 and parts["student forward"] > 0 and parts["loss"] > 0
+        assert parts["backward"] > 0 and parts["optimizer"] > 0
