@@ -78,3 +78,60 @@ def test_train_step_cached_teacher_is_bitwise_channels_last_and_counts_fewer_flo
     assert cached["gflop_per_step"] < rows["channels-last"]["gflop_per_step"] == rows["eager"]["gflop_per_step"]
     assert all(row["equal_within_tolerance"] for row in rows.values())
     assert result["target"]["speedup"] == 1.5 and len(result["load_average"]) == 3
+
+
+def load_benchmark(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_study_reads_the_step_lines_and_times_an_older_commit_by_line_arrival():
+    demo = load_benchmark("demo_study")
+    new = [(0.5, "study: profile demo (no data root: the embedded scikit-image photographs); report -> reports/demo"),
+           (1.0, "study: step 1/2 primer (Knowledge distillation primer) started 10:00:00"),
+           (22.0, "study: step 1/2 primer ended 10:00:21 after 21.3 s: done"),
+           (22.1, "study: Knowledge distillation primer: done (20 s, rendered in 1 s)"),
+           (90.0, "[1/4] done   method=none,seed=0 (61.5 s on tcp://127.0.0.1:4000)"),
+           (95.0, "study: step 2/2 students ended 10:01:34 after 73.0 s: done"),
+           (99.0, "study: report took 3.9 s")]
+    steps, points = demo.parse_steps(new)
+    assert [(step["step"], step["seconds"]) for step in steps] == [("primer", 21.3), ("students", 73.0), ("report", 3.9)]
+    assert points == [{"run": "method=none,seed=0", "seconds": 61.5, "status": "done"}]
+    old = [(0.5, "study: profile demo (no data root: ...); report -> reports/demo, runs -> runs/demo"),
+           (21.5, "study: Knowledge distillation primer: done (21 s)"),
+           (53.5, "study: Teacher training: shipped model fakd:rcan-cpu-teacher-x4: done (adopted, 31 s)")]
+    steps, _ = demo.parse_steps(old)
+    assert [(step["step"], step["seconds"]) for step in steps] == [
+        ("Knowledge distillation primer", 21.0), ("Teacher training: shipped model fakd:rcan-cpu-teacher-x4", 32.0)]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--threads", "0"], "--threads takes 'default' or counts"),
+    (["--profile", "cpu"], "give --data-root DIR or set FAKD_DATA_ROOT"),
+    (["--profile", "smoke", "--old", "no-such-commit"], "not a commit here: no-such-commit"),
+    (["--profile", "smoke", "--window", "5", "20"], "--window needs multiples of 10"),
+])
+def test_step_parts_refuses_mistakes_in_one_line(arguments, message):
+    env = {key: value for key, value in __import__("os").environ.items() if key != "FAKD_DATA_ROOT"}
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "step_parts.py"), *arguments], capture_output=True,
+                            text=True, env=env)
+    assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.slow  # two CLI training runs (the old commit unpacked from git)
+def test_step_parts_times_both_commits_parts_on_the_smoke_profile(tmp_path):
+    out = tmp_path / "parts.json"
+    run_script("step_parts.py", "--profile", "smoke", "--iterations", "20", "--window", "10", "20",
+               "--threads", "1", "--commands", "fakd", "--json", str(out))
+    result = json.loads(out.read_text())
+    assert result["complete"] and [run["commit"] for run in result["runs"]] == ["old", "new"]
+    (row,) = result["rows"]
+    for side in ("old", "new"):
+        parts = row[side]["parts"]
+        assert row[side]["torch_threads"] == [1] and row[side]["s_per_iteration"] > 0
+        assert parts["teacher forward"] > 0 and parts["student forward"] > 0 and parts["loss"] > 0
+        assert parts["backward"] > 0 and parts["optimizer"] > 0

@@ -2,7 +2,8 @@
 
 import json
 
-from fakd.study.archive import archive_run, restore_runs
+from fakd.study.archive import archive_run, location_mismatch, recorded_locations, restore_runs
+from fakd.study.notebook_runner import DONE_MARKER
 
 
 def _finished_run(folder, *, with_model=True):
@@ -54,3 +55,21 @@ def test_restore_fills_missing_runs_and_never_touches_existing_ones(tmp_path):
     assert sorted(p.name for p in (runs / "students" / "runs" / "a").iterdir()) == ["mine.txt"]
     assert not (runs / "students" / "runs" / "half").exists()
     assert restore_runs(archive, runs) == []  # a second time there is nothing to do
+
+
+def write_marker_with(folder, parameters):
+    folder.mkdir(parents=True)
+    (folder / DONE_MARKER).write_text(json.dumps({"parameters": parameters}))
+
+
+def test_the_archive_says_which_paths_its_runs_need_to_be_reused(tmp_path):
+    """A run's identity includes the absolute data root and teacher run folder: re-rendering from the
+    archive elsewhere needs the same --data-root and --runs, and the study says so."""
+    archive, runs = tmp_path / "archive", tmp_path / "runs"
+    write_marker_with(archive / "teacher", {"profile": "cpu", "data_root": "/data/sr"})
+    write_marker_with(archive / "students" / "runs" / "p1", {"profile": "cpu", "data_root": "/data/sr",
+                                                          "teacher_run_dir": str(runs.resolve() / "teacher")})
+    assert recorded_locations(archive) == {"data_root": "/data/sr", "teacher_run_dir": str(runs.resolve() / "teacher")}
+    assert location_mismatch(archive, runs_dir=runs, data_root="/data/sr") is None
+    line = location_mismatch(archive, runs_dir=tmp_path / "elsewhere", data_root=None)
+    assert f"--data-root /data/sr --runs {runs.resolve()};" in line and "train again" in line

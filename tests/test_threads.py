@@ -1,4 +1,8 @@
-"""Torch thread choice: --threads, then the config, then OMP_NUM_THREADS, then free cores; printed."""
+"""Torch thread choice: --threads, then the config, then OMP_NUM_THREADS, then the cores free now; printed."""
+
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -6,7 +10,7 @@ import torch
 from fakd.cli import main
 from fakd.errors import FakdError
 from fakd.study.environment import kernel_environment
-from fakd.threads import choose_threads, use_threads
+from fakd.threads import busy_cores, choose_threads, use_threads
 
 
 @pytest.fixture
@@ -19,11 +23,11 @@ def keep_torch_threads():
 def test_the_user_then_the_config_then_the_environment_decide():
     assert choose_threads(3, configured=1, environ={"OMP_NUM_THREADS": "2"}).threads == 3
     assert choose_threads(None, configured=1, environ={"OMP_NUM_THREADS": "2"}).threads == 1
-    assert choose_threads(None, environ={"OMP_NUM_THREADS": "2"}, cores=16, load=0.0).threads == 2
-    assert choose_threads(None, environ={"OMP_NUM_THREADS": "x"}, cores=16, load=0.0).threads == 16
+    assert choose_threads(None, environ={"OMP_NUM_THREADS": "2"}, cores=16, busy=0.0).threads == 2
+    assert choose_threads(None, environ={"OMP_NUM_THREADS": "x"}, cores=16, busy=0.0).threads == 16
 
 
-@pytest.mark.parametrize("cores, load, workers, expected", [
+@pytest.mark.parametrize("cores, busy, workers, expected", [
     (2, 0.1, 1, 2),    # a quiet machine: every core
     (2, 2.3, 1, 1),    # another job keeps both cores busy: one thread, never zero
     (2, 1.0, 1, 1),    # one core free
@@ -31,15 +35,50 @@ def test_the_user_then_the_config_then_the_environment_decide():
     (16, 4.0, 2, 6),   # 12 cores free, two workers: 6 each (not 8)
     (16, 0.0, 3, 5),   # 16 // 3
 ])
-def test_free_cores_are_shared_between_workers(cores, load, workers, expected):
-    choice = choose_threads(None, workers=workers, environ={}, cores=cores, load=load)
+def test_free_cores_are_shared_between_workers(cores, busy, workers, expected):
+    choice = choose_threads(None, workers=workers, environ={}, cores=cores, busy=busy)
     assert choice.threads == expected
     assert f"{cores} cores" in str(choice) and "--threads N overrides" in str(choice)
 
 
-def test_without_a_load_average_the_cores_are_shared(monkeypatch):
+def test_without_a_measure_of_the_machine_the_cores_are_shared(monkeypatch):
+    monkeypatch.setattr("fakd.threads.busy_cores", lambda: None)
     monkeypatch.setattr("fakd.threads.machine_load", lambda: None)
     assert choose_threads(None, workers=2, environ={}, cores=4).threads == 2
+
+
+def test_a_run_right_after_another_gets_every_idle_core(monkeypatch):
+    """Issue 24: the 1-minute load average still counts a run that just ended; the cores are idle now."""
+    monkeypatch.setattr("fakd.threads.machine_load", lambda: 1.9)
+    monkeypatch.setattr("fakd.threads.busy_cores", lambda: 0.04)
+    choice = choose_threads(None, environ={}, cores=2)
+    assert choice.threads == 2 and "0.0 of them busy with other work now" in str(choice)
+
+
+def test_without_proc_stat_the_load_average_decides(monkeypatch, tmp_path):
+    monkeypatch.setattr("fakd.threads.PROC_STAT", str(tmp_path / "missing"))
+    monkeypatch.setattr("fakd.threads.machine_load", lambda: 1.2)
+    assert busy_cores(interval=0.0) is None
+    choice = choose_threads(None, environ={}, cores=2)
+    assert choice.threads == 1 and "1-minute load 1.2" in str(choice)
+
+
+def test_this_process_own_cpu_time_is_left_out(monkeypatch):
+    ticks, own = iter([1000, 1000 + 50 * 2]), iter([3.0, 3.0 + 0.5])  # 1.0 s of CPU on the machine, 0.5 s ours
+    monkeypatch.setattr("fakd.threads._busy_ticks", lambda cpus: next(ticks))
+    monkeypatch.setattr("fakd.threads._own_cpu_seconds", lambda: next(own))
+    monkeypatch.setattr("os.sysconf", lambda name: 100)
+    assert busy_cores(interval=0.5) == pytest.approx(1.0, abs=0.15)  # 0.5 s of others' CPU over ~0.5 s
+
+
+def test_a_process_that_keeps_a_core_busy_is_seen():
+    spinner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 3\nwhile time.time() < end: pass"])
+    try:
+        time.sleep(0.5)
+        assert busy_cores(interval=0.5) >= 0.7
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 def test_a_thread_count_below_one_is_a_user_error():

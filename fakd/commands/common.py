@@ -50,7 +50,7 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     """``--threads N``: torch CPU threads; the default is chosen by ``fakd.threads.choose_threads``."""
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="torch CPU threads (default: the config's setting, else $OMP_NUM_THREADS, else "
-                        "the cores left free by the machine's load; printed at the start)")
+                        "the cores other processes leave free now; printed at the start)")
 
 
 def shows_progress() -> bool:

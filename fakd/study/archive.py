@@ -88,3 +88,37 @@ def restore_runs(archive: Path, runs: Path) -> list[Path]:
         temporary.rename(destination)
         restored.append(destination)
     return restored
+
+
+LOCATION_PARAMETERS = ("data_root", "teacher_run_dir")
+
+
+def recorded_locations(archive: Path) -> dict[str, str]:
+    """The data root and teacher run folder the archived runs were made with (their markers' parameters).
+
+    A run is reused only by a study that passes the same parameters, and these two are absolute paths
+    of the machine that ran it, so a study re-rendered from the archive must be given the same
+    ``--data-root`` and ``--runs`` (the teacher run folder is ``<runs>/teacher``).
+    """
+    found: dict[str, str] = {}
+    for marker in sorted(Path(archive).rglob(DONE_MARKER)):
+        try:
+            parameters = json.loads(marker.read_text()).get("parameters", {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        for name in LOCATION_PARAMETERS:
+            if name in parameters:
+                found.setdefault(name, str(parameters[name]))
+    return found
+
+
+def location_mismatch(archive: Path, *, runs_dir: Path, data_root: str | None) -> str | None:
+    """A line saying which paths to give to reuse the archived runs, or None when these are the ones."""
+    recorded = recorded_locations(archive)
+    here = {"data_root": data_root, "teacher_run_dir": str((Path(runs_dir) / "teacher").resolve())}
+    if all(here[name] == value for name, value in recorded.items()):
+        return None
+    runs = Path(recorded["teacher_run_dir"]).parent if "teacher_run_dir" in recorded else runs_dir
+    data = f"--data-root {recorded['data_root']} " if "data_root" in recorded else ""
+    return (f"study: the runs in {archive} were made with {data}--runs {runs}; with other paths they are not "
+            f"reused and train again (a run's identity includes these paths): give those two to re-render from it")

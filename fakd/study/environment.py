@@ -10,7 +10,7 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 
 def kernel_environment(*, threads: int | None = None) -> dict[str, str]:
     """Variables to add to a kernel's environment: thread limits (None: ``fakd.threads.choose_threads``
-    for one process — $OMP_NUM_THREADS, else the cores left free by the machine's load) and the tuned
+    for one process — $OMP_NUM_THREADS, else the cores other processes leave free now) and the tuned
     allocator settings."""
     environment = dict(TUNED_MALLOC_VARIABLES)
     threads = choose_threads().threads if threads is None else threads

@@ -40,16 +40,18 @@ from fakd.study.adopt import adopt_shipped_model
 from fakd.study.archive import archive_run, restore_runs
 from fakd.study.compact import compact_png_file
 from fakd.study.environment import kernel_environment
+from fakd.study.estimate import MEASURED_PROFILES, estimate_lines, estimate_training
 from fakd.study.grid import load_grid
 from fakd.study.locations import grids_dir, resolve_notebook
 from fakd.study.notebook_runner import KernelSettings, NotebookFailed, finished_run, run_notebook
 from fakd.study.parameters import library_digest, notebook_parameters
 from fakd.study.preflight import check_device, check_training_data
 from fakd.study.publish import check_report_folder, publish, staging_folder, study_identity, write_marker
+from fakd.study.steplog import StepClock
 from fakd.study.render import (FIGURES_FOLDER, HTML_FOLDER, TABLES_FOLDER, ReportEntry, render_notebook,
                                write_report)
 from fakd.analysis.results import read_results
-from fakd.study.sweep import finished_part, print_outcome, run_sweep
+from fakd.study.sweep import RUNS_FOLDER, finished_part, print_outcome, run_sweep
 
 STUDY_GRIDS = {"smoke": "smoke.yaml", "demo": "demo.yaml", "cpu": "cpu_ablation.yaml", "cpu-x2": "cpu_x2.yaml",
                "paper": "paper_ablation.yaml"}
@@ -253,11 +255,13 @@ def _notebook_step(step: Step, context: StudyContext, *, run_dir: Path, progress
     except NotebookFailed as failure:
         render_notebook(failure.executed, html)
         return ReportEntry(title=step.title, page=html, status="FAILED", note=failure.error)
+    rendering = time.monotonic()
     render_notebook(run.executed, html)
     if step.archived:
         context.keep(run_dir, keep_model=True)
     state = "reused" if run.reused else "done"
-    return ReportEntry(title=step.title, page=html, status=state, note=f"{run.seconds:.0f} s")
+    return ReportEntry(title=step.title, page=html, status=state,
+                       note=f"{run.seconds:.0f} s, rendered in {time.monotonic() - rendering:.0f} s")
 
 
 def report_identity(profile: str, *, data_root: str | None = None) -> dict:
@@ -288,17 +292,44 @@ def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str 
         restored = restore_runs(context.archive, context.runs_dir)
         if progress and restored:
             print(f"study: restored {len(restored)} finished run(s) from {context.archive}", flush=True)
+    if progress and profile in MEASURED_PROFILES and not render_only:
+        print("\n".join(_estimate_lines(steps, context, workers=workers)), flush=True)
     started, started_at = time.monotonic(), datetime.now(timezone.utc).isoformat(timespec="seconds")
+    clock = StepClock(len(steps), enabled=progress)
     entries, figures, failure = _run_steps(steps, context, workers=workers, progress=progress, scheduler=scheduler,
-                                           gpus_per_point=gpus_per_point, on_step=on_step)
-    provenance = _provenance(context, command=command, started=started, started_at=started_at)
+                                           gpus_per_point=gpus_per_point, on_step=on_step, clock=clock)
+    provenance = {**_provenance(context, command=command, started=started, started_at=started_at),
+                  "time per step": clock.summary()}
+    writing = time.monotonic()
     index, readme = _write_report(steps, entries, context, figures=figures, provenance=provenance,
                                   home=Path(report_dir))
     write_marker(context.report_dir, identity=identity, provenance=provenance)
     if failure is not None:
         return StudyReport(index=index, readme=readme, entries=entries, failure=failure)
     publish(context.report_dir, Path(report_dir))
+    clock.timed("report", writing)
     return StudyReport(index=Path(report_dir) / index.name, readme=Path(report_dir) / readme.name, entries=entries)
+
+
+def _estimate_lines(steps, context: StudyContext, *, workers: int) -> list[str]:
+    """The training still to do (finished runs skipped) and its expected wall time (fakd.study.estimate)."""
+    config, teacher_iterations, students, total = load_run_config(context.profile), 0, [], 0
+    for step in steps:
+        if step.notebook == "02_train_teacher":
+            notebook = resolve_notebook(step.notebook)
+            if finished_run(notebook, context.run_dir(step.name), _notebook_parameters(notebook, context, step)) is None:
+                teacher_iterations = config.teacher.iterations
+        elif step.grids is not None:
+            grid = load_grid(grids_dir() / step.grids[context.profile])
+            grid = grid.with_fixed(_notebook_parameters(grid.notebook, context, step))
+            total += len(grid.points)
+            students += [(point.parameters.get("method"), point.parameters.get("iterations") or config.student.iterations)
+                         for point in grid.points
+                         if finished_run(grid.notebook, context.run_dir(step.name) / RUNS_FOLDER / point.key,
+                                         point.parameters) is None]
+    estimate = estimate_training(teacher_iterations=teacher_iterations, students=students, total_runs=total,
+                                 workers=workers)
+    return estimate_lines(estimate, profile=context.profile, workers=workers)
 
 
 def _preflight(*, profile, report_dir, runs_dir, archive, data_root, device, local: bool) -> dict:
@@ -315,12 +346,18 @@ def _preflight(*, profile, report_dir, runs_dir, archive, data_root, device, loc
     return identity
 
 
-def _run_steps(steps, context: StudyContext, *, workers, progress, scheduler, gpus_per_point, on_step):
-    """(entries, copied figures, first failure or None) of running the steps in order."""
+def _run_steps(steps, context: StudyContext, *, workers, progress, scheduler, gpus_per_point, on_step,
+               clock: StepClock):
+    """(entries, copied figures, first failure or None) of running the steps in order; ``clock`` says
+    when each starts and ends."""
     entries, figures, failure = [], [], None
     for step in steps:
+        clock.start(step.name, step.title)
         entry = _run_step(step, context, workers=workers, progress=progress, scheduler=scheduler,
                           gpus_per_point=gpus_per_point)
+        if step.figures and entry.status != "FAILED":  # compacting the PNGs takes seconds: part of the step's time
+            figures += _copy_figures(context.run_dir(step.name), context.report_dir / FIGURES_FOLDER / step.name)
+        clock.end(entry.status)
         entries.append(entry)
         if on_step is not None:
             on_step(entry)
@@ -329,8 +366,6 @@ def _run_steps(steps, context: StudyContext, *, workers, progress, scheduler, gp
             break
         if entry.status != "done" and entry.status != "reused":
             failure = f"step {step.name}: {entry.status}"  # failed sweep points; later steps still run
-        if step.figures:
-            figures += _copy_figures(context.run_dir(step.name), context.report_dir / FIGURES_FOLDER / step.name)
     return entries, figures, failure
 
 

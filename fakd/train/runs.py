@@ -43,7 +43,7 @@ def best_checkpoint(run_dir: str | Path) -> Path:
 
 def use_profile_threads(profile: str) -> int:
     """Set this process's torch threads (``fakd.threads.use_threads``: the profile's ``threads``
-    setting, else $OMP_NUM_THREADS, else the cores the machine's load leaves free), print the choice,
+    setting, else $OMP_NUM_THREADS, else the cores other processes leave free now), print the choice,
     and return the count.
 
     Training runs do this themselves; notebooks that only evaluate call it so that, e.g., the smoke
