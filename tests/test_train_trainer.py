@@ -268,3 +268,24 @@ def test_channels_last_gives_the_eager_loss_curve(tmp_path, smoke_teacher):
 def test_compile_on_cpu_gives_the_eager_loss_curve(tmp_path, smoke_teacher):
     _assert_same_curve(_fakd_losses(tmp_path, smoke_teacher),
                        _fakd_losses(tmp_path, smoke_teacher, "compile=true", "channels_last=true"))
+
+
+def test_resuming_a_finished_run_without_last_pt_leaves_it_as_it_is(reference_run, tmp_path):
+    """A study archive keeps a finished run's best.pt but not last.pt; resuming that folder (a report
+    notebook re-executed) must return its summary, not train it again from scratch over its files."""
+    import shutil
+
+    run = tmp_path / "archived"
+    shutil.copytree(reference_run, run)
+    (run / "checkpoints" / "last.pt").unlink()
+    before = {path.name: path.read_bytes() for path in [run / "metrics.jsonl", run / "summary.json",
+                                                         run / "checkpoints" / "best.pt"]}
+    config = load_run_config("smoke", ["student.iterations=10"])
+    summary = train_run(config, role="student", out=run, resume=True, progress=False)
+    assert summary == json.loads(before["summary.json"])
+    assert {name: (run / ("checkpoints/" if name == "best.pt" else "") / name).read_bytes()
+            for name in before} == before
+    assert not (run / "checkpoints" / "last.pt").exists()
+    longer = load_run_config("smoke", ["student.iterations=12"])  # not finished at the new length: refused
+    with pytest.raises(FakdError):
+        train_run(longer, role="student", out=run, resume=True, progress=False)

@@ -272,6 +272,18 @@ class RunDirectory:
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json_atomically(self.summary_path, summary)
 
+    def finished_summary(self, *, iterations: int) -> dict[str, Any] | None:
+        """The summary of a run that finished all ``iterations`` and kept its best checkpoint, else None.
+
+        A finished run restored from a study archive keeps ``best.pt`` but not ``last.pt``; resuming it
+        must leave it as it is, not train it again from scratch."""
+        try:
+            summary = json.loads(self.summary_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+        done = summary.get("status") == "finished" and summary.get("final_iteration", -1) >= iterations
+        return summary if done and self.best_checkpoint.is_file() else None
+
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in (config or {}).items() if key not in RESUMABLE_DIFFERENCES}

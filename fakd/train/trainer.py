@@ -80,6 +80,8 @@ def train_run(
 def _train_loop(training: "Training", *, progress: bool) -> dict[str, Any]:
     """Steps from the state's iteration to the end, with logging, validation and checkpoints."""
     iterations = training.settings.iterations
+    if training.finished_before is not None:  # resumed a finished run that kept no last.pt: nothing to do
+        return training.finished_before
     bar = tqdm(total=iterations, initial=training.state.iteration, disable=not progress,
                desc=f"{training.role} {training.settings.model.preset}", dynamic_ncols=True)
     training.model.train()
@@ -91,6 +93,9 @@ def _train_loop(training: "Training", *, progress: bool) -> dict[str, Any]:
             training.validate_and_checkpoint(record, lr_now)
     bar.close()
     return training.write_summary("finished")
+
+
+FINISHED_BEFORE = -1  # rank 0's answer to the other ranks: the run folder holds a finished run already
 
 
 class Training:
@@ -115,6 +120,7 @@ class Training:
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.state = TrainingState()
         self.teacher_cache: TeacherOutputCache | None = None
+        self.finished_before: dict[str, Any] | None = None  # resumed a finished run that kept no last.pt
         label = "+".join(config.distill.methods) if role == "distill" else role
         self.model_name = f"{self.settings.model.preset} {label} s{config.seed}"
         self.summary_base = summary_base(self)
@@ -173,6 +179,9 @@ class Training:
         logged after it (rank 0)."""
         resuming, iteration = on_rank_zero(self.ranks, lambda: self._claim_run_folder(resume=resume,
                                                                                       overwrite=overwrite))
+        if iteration == FINISHED_BEFORE and not self.ranks.is_main:
+            self.finished_before = self.run_dir.finished_summary(iterations=self.settings.iterations)
+            return
         if resuming and not self.ranks.is_main and iteration is not None:
             self._restore()
             if self.state.iteration != iteration:
@@ -188,6 +197,10 @@ class Training:
         restored = resuming and self.run_dir.last_checkpoint.is_file()
         if restored:
             self._restore()
+        elif resuming:  # no last.pt: a finished run (e.g. restored from an archive) stays as it is
+            self.finished_before = self.run_dir.finished_summary(iterations=self.settings.iterations)
+            if self.finished_before is not None:
+                return resuming, FINISHED_BEFORE
         if resuming:
             self.run_dir.truncate_metrics(self.state.iteration)
         return resuming, self.state.iteration if restored else None
