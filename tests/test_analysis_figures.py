@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fakd.analysis.compare import StudyModel
-from fakd.analysis.explorer import ALL_TAPS, AffinityExplorer, explorer_widgets
+from fakd.analysis.explorer import ALL_TAPS, AffinityExplorer
 from fakd.analysis.figures import affinity_figure, crops_figure, pick_crop_box, save_figure
 from fakd.analysis.plots import gain_per_dataset_figure, training_curves_figure
 from fakd.errors import FakdError
@@ -43,16 +43,6 @@ def test_affinity_figure_has_a_row_per_tap_with_colour_bars(tmp_path, explorer):
         explorer.selection(tap="body.99")
     with pytest.raises(ValueError, match="no taps"):
         affinity_figure(explorer.images["a/one"], [], pixel=(0, 0), title="x")
-
-
-def test_widgets_redraw_on_every_change(explorer):
-    shown = []
-    box = explorer_widgets(explorer, show=shown.append)
-    box.controls["tap"].value = explorer.taps[0]
-    box.controls["image"].value = "a/two"
-    assert box.controls["y"].max == 11 and box.controls["x"].max == 11  # sliders fit the new image
-    assert len(shown) == 2 and colour_bars(shown[-1]) == 3
-    assert "a/two" in shown[-1]._suptitle.get_text()
 
 
 def test_crops_figure_outlines_the_box_and_zooms_it(tmp_path):

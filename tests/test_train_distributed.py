@@ -227,5 +227,7 @@ def test_a_second_writer_is_refused_on_every_rank(tmp_path):
     assert result.returncode != 0
     refusals = [line for line in result.stderr.splitlines()
                 if line.startswith("fakd train: error:") and f"in use by process {os.getpid()}" in line]
-    assert len(refusals) == 2, result.stderr[-3000:]  # rank 0 found the lock; rank 1 was told
+    # rank 0 found the lock and rank 1 was told; when rank 0 exits first, torchrun may stop rank 1 before
+    # it prints its copy of the line (a race seen under load), so one or two lines
+    assert 1 <= len(refusals) <= 2, result.stderr[-3000:]
     assert not (out / "metrics.jsonl").exists() and not list((out / "checkpoints").iterdir())
