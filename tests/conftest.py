@@ -21,3 +21,17 @@ def shared_data() -> Path:
             pytest.fail(f"{message}; CI must have ../shared/data beside the checkout")
         pytest.skip(message)
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """The system's headless Chromium for the browser tests (skips without one; fails under CI=true)."""
+    from browser_check import find_browser
+
+    executable = find_browser()
+    if executable is None:
+        message = "Chromium is not installed (Debian: apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI must install it")
+        pytest.skip(message)
+    return executable

@@ -6,7 +6,6 @@ Needs Chromium (Debian: ``apt-get install chromium``); without it the tests skip
 
 import base64
 import io
-import os
 
 from matplotlib.figure import Figure
 import nbformat
@@ -15,20 +14,9 @@ import pytest
 from fakd.study.locations import resolve_notebook
 from fakd.study.render import ANALYSIS_FILE, ReportEntry, render_notebook, write_report
 
-from browser_check import check_report, find_browser
+from browser_check import check_report
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    executable = find_browser()
-    if executable is None:
-        message = "Chromium is not installed (Debian: apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; CI must install it")
-        pytest.skip(message)
-    return executable
 
 
 def _png() -> bytes:
