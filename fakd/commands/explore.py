@@ -172,6 +172,9 @@ def run(args: argparse.Namespace) -> int:
                    "--Voila.tornado_settings={'websocket_max_message_size': 104857600}"]
         for number in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(number, _interrupted)
+        # Ctrl-C stops the server even when this process was started with SIGINT ignored (a disposition
+        # inherited from its parent, e.g. a test runner's worker or a shell's background job)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         process = subprocess.Popen(command, cwd=folder, env=environment, start_new_session=True,
                                    preexec_fn=_die_with_parent)
         host = f"[{args.host}]" if ":" in args.host else args.host
