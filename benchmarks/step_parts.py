@@ -46,7 +46,10 @@ CLEARED = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC
 
 
 def _git(*args: str, cwd: Path = REPO) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+    # --no-optional-locks: reading the repository (describe --dirty refreshes the index) must never take
+    # index.lock, which another git command running at the same time (a test, the user) may hold
+    return subprocess.run(["git", "--no-optional-locks", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout.strip()
 
 
 def _commit(name: str) -> str | None:

@@ -10,8 +10,9 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def run_script(name: str, *args: str) -> None:
-    subprocess.run([sys.executable, str(BENCHMARKS / name), *args], check=True, capture_output=True, text=True)
+def run_script(name: str, *args: str, accept: tuple[int, ...] = (0,)) -> None:
+    result = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], capture_output=True, text=True)
+    assert result.returncode in accept, f"{name} exited {result.returncode}: {result.stderr[-3000:]}"
 
 
 def test_affinity_sweep_writes_plot_floor_and_tile_variants(tmp_path):
@@ -125,8 +126,10 @@ def test_step_parts_refuses_mistakes_in_one_line(arguments, message):
 @pytest.mark.slow  # two CLI training runs (the old commit unpacked from git)
 def test_step_parts_times_both_commits_parts_on_the_smoke_profile(tmp_path):
     out = tmp_path / "parts.json"
+    # exit 1 means "new slower than old in some case": on the smoke profile the two steps are equal within
+    # noise (0.95-1.07), so the verdict is a coin toss here; this test checks the measuring, not the verdict
     run_script("step_parts.py", "--profile", "smoke", "--iterations", "20", "--window", "10", "20",
-               "--threads", "1", "--commands", "fakd", "--json", str(out))
+               "--threads", "1", "--commands", "fakd", "--json", str(out), accept=(0, 1))
     result = json.loads(out.read_text())
     assert result["complete"] and [run["commit"] for run in result["runs"]] == ["old", "new"]
     (row,) = result["rows"]
