@@ -78,6 +78,19 @@ def test_views_and_the_with_without_fakd_toggle(app):
     assert app.controls["student"].value == "no KD"
 
 
+def test_the_toggle_is_labelled_with_the_students_it_flips_between(app):
+    toggle = app.controls["fakd"]
+    assert [label for label, _ in toggle.options] == ["FAKD", "no KD"] and toggle.value == WITHOUT_FAKD
+    app.explorer.add_model(smoke_model("output KD", "rcan-smoke-student", 3))
+    app.controls["student"].options = [model.name for model in app.explorer.models]
+    app.controls["student"].value = "output KD"  # a KD student that is not FAKD: the toggle must not say FAKD
+    assert [label for label, _ in toggle.options] == ["output KD", "no KD"] and toggle.value == WITH_FAKD
+    toggle.value = WITHOUT_FAKD
+    assert app.controls["student"].value == "no KD"
+    toggle.value = WITH_FAKD
+    assert app.controls["student"].value == "output KD"
+
+
 def upload(app, name: str, data: bytes) -> None:
     from datetime import datetime
 

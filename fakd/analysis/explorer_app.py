@@ -35,6 +35,7 @@ class ExplorerApp:
         self.message = widgets.HTML()
         self.controls = self._controls(selection)
         self._fakd_student = self._student_with_kd(selection["student"])
+        self._fitting = False
         self._wire()
         self.widget = self._layout()
         self.widget.app = self
@@ -47,7 +48,8 @@ class ExplorerApp:
             "image": widgets.Dropdown(options=list(self.explorer.images), value=selection["image"], description="image"),
             "teacher": widgets.Dropdown(options=names, value=self.explorer.teacher.name, description="teacher"),
             "student": widgets.Dropdown(options=names, value=selection["student"], description="student"),
-            "fakd": widgets.ToggleButtons(options=[WITH_FAKD, WITHOUT_FAKD], value=WITH_FAKD),
+            "fakd": widgets.ToggleButtons(options=[WITH_FAKD, WITHOUT_FAKD], value=WITH_FAKD,
+                                          description="student"),  # labelled with the students' names
             "tap": widgets.Dropdown(options=[ALL_TAPS, *self.explorer.taps], value=selection["tap"], description="tap"),
             "view": widgets.ToggleButtons(options=list(VIEWS), value="pixel rows"),
             "hover": widgets.Checkbox(value=False, description="follow the pointer", indent=False),
@@ -139,14 +141,23 @@ class ExplorerApp:
         return next((model.name for model in self.explorer.models if model.name == NO_KD_LABEL), None)
 
     def _fit_toggle(self) -> None:
-        """The toggle flips between the chosen student and the one trained without KD (when there is one)."""
+        """The toggle flips between the chosen student and the one trained without KD (when there is one).
+
+        Its two sides carry those students' names, so it never says "FAKD" for, e.g., an output-KD student.
+        """
         toggle, no_kd = self.controls["fakd"], self._no_kd()
-        toggle.disabled = no_kd is None or self._fakd_student == no_kd
         wanted = WITHOUT_FAKD if self.controls["student"].value == no_kd else WITH_FAKD
-        if toggle.value != wanted:
+        self._fitting = True  # relabelling resets the value: that is not a user's flip
+        try:
+            toggle.options = [(self._fakd_student, WITH_FAKD), (no_kd or NO_KD_LABEL, WITHOUT_FAKD)]
             toggle.value = wanted
+        finally:
+            self._fitting = False
+        toggle.disabled = no_kd is None or self._fakd_student == no_kd
 
     def _toggle_fakd(self) -> None:
+        if self._fitting:
+            return
         no_kd = self._no_kd()
         target = no_kd if self.controls["fakd"].value == WITHOUT_FAKD else self._fakd_student
         if target and self.controls["student"].value != target:
