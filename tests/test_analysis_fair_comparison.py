@@ -87,6 +87,38 @@ def test_weights_are_chosen_on_validation_not_on_the_test_sets(tmp_path):
     assert "FAKD w=100 (provisional: grid not complete)" in text
 
 
+def _fitnet_sweep(tmp_path, validation: dict[float, float]):
+    tmp_path.mkdir()
+    teacher = _teacher(tmp_path)
+    root, rows = tmp_path / "sweep", []
+    for weight, val in validation.items():
+        for seed in (0, 1):
+            _run(root, rows, name=f"fitnet-w{weight}-s{seed}", method="fitnet", weight=weight, seed=seed,
+                 teacher=teacher, psnr=[30.0] * len(IMAGES), val_psnr=val + 0.001 * seed)
+    pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
+    return read_sweep(root)
+
+
+def test_a_best_weight_at_the_grids_edge_is_provisional_until_the_next_decade_has_run(tmp_path):
+    rising = {0.1: 27.0, 1.0: 27.1, 10.0: 27.2, 100.0: 27.3}
+    candidates = weight_candidates(_fitnet_sweep(tmp_path / "edge", rising))
+    assert chosen_labels(candidates) == {"fitnet": "FitNet w=100"} and not candidates["complete"].any()
+    assert candidates["next_weight"].tolist() == [1000.0] * 4
+    assert "FitNet w=100 (provisional: best at the grid's edge; 1000× default to run)" in selection_markdown(candidates)
+    # the next decade ran and is worse: 100 is bracketed, the choice is final
+    candidates = weight_candidates(_fitnet_sweep(tmp_path / "bracketed", {**rising, 1000.0: 27.25}))
+    assert chosen_labels(candidates) == {"fitnet": "FitNet w=100"} and candidates["complete"].all()
+    assert candidates["next_weight"].isna().all() and "provisional" not in selection_markdown(candidates)
+    # better still at 1000x: chosen, and the search stops there (a 10^4 span around the default)
+    candidates = weight_candidates(_fitnet_sweep(tmp_path / "last", {**rising, 1000.0: 27.4}))
+    assert chosen_labels(candidates) == {"fitnet": "FitNet w=1000"} and candidates["complete"].all()
+    # the lower edge extends downwards; a weight off the decades (w 2550-like) never competes
+    falling = {0.1: 27.4, 1.0: 27.3, 10.0: 27.2, 100.0: 27.1, 25.5: 28.0}
+    candidates = weight_candidates(_fitnet_sweep(tmp_path / "low", falling))
+    assert chosen_labels(candidates) == {"fitnet": "FitNet w=0.1"} and candidates["next_weight"].iloc[0] == 0.01
+    assert 25.5 not in set(candidates["relative_weight"])
+
+
 def test_paper_table_gap_shares_and_verdict(tmp_path):
     sweep = read_sweep(make_fair_sweep(tmp_path))
     teacher = pd.DataFrame([{"dataset": "Set5", "psnr": TEACHER_PSNR, "ssim": 0.88}])

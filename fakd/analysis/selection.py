@@ -11,6 +11,11 @@ so this ratio, not α itself, is what changes training.
 Only standard runs compete: the profile's length, the default taps and p. A candidate counts when it
 has every selection seed; a method whose grid is not complete yet is chosen among what is there and
 marked ``complete=False``.
+
+A best weight at the edge of the grid is not a choice, only a bound: the method then also gets the next
+decade beyond that edge (``next_weight``: 1000×, or 0.01× at the lower edge), and runs of any whole
+decade compete. The choice is final (``complete``) when the whole base grid has every seed and the best
+weight has a weight on each side of it (or sits at 0.01×/1000×, where the search stops).
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import pandas as pd
 
 from fakd.analysis.ablation import DEFAULT_ALPHA, default_weight
 
-RELATIVE_GRID = (0.1, 1.0, 10.0, 100.0)
+RELATIVE_GRID = (0.1, 1.0, 10.0, 100.0)  # every method's base grid (× its default)
+DECADES = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)  # where an edge extends to: one decade past the base grid
 SELECTION_SEEDS = (0, 1)
 _TOLERANCE = 0.01  # relative: 0.9091 / (1 - 0.9091) = 10.001 counts as 10
 
@@ -66,14 +72,17 @@ def _standard_runs(sweep: pd.DataFrame) -> pd.DataFrame:
 
 
 def weight_candidates(sweep: pd.DataFrame, *, grid=RELATIVE_GRID, seeds=SELECTION_SEEDS) -> pd.DataFrame:
-    """Per method and grid weight: the mean validation PSNR over ``seeds`` and whether it was chosen.
+    """Per method and weight (the base ``grid`` and any run decade in ``DECADES``): the mean validation PSNR
+    over ``seeds`` and whether it was chosen.
 
     Columns: method, label, relative_weight, seeds (how many of ``seeds`` finished), val_psnr, chosen,
-    complete (every grid weight of the method has every seed).
+    complete (the base grid has every seed and the best is not at an edge), next_weight (the decade to run
+    because the best is at an edge; NaN when none).
     """
     runs = _standard_runs(sweep)
     runs = runs[runs["seed"].isin(seeds) & (runs["method"] != "none")].copy()
-    runs["relative_weight"] = [_on_grid(relative_weight(row.method, weight=row.weight, alpha=row.alpha), grid)
+    decades = sorted(set(grid) | set(DECADES))
+    runs["relative_weight"] = [_on_grid(relative_weight(row.method, weight=row.weight, alpha=row.alpha), decades)
                                for row in runs.itertuples()]
     runs = runs.dropna(subset=["relative_weight"])
     rows = []
@@ -84,12 +93,29 @@ def weight_candidates(sweep: pd.DataFrame, *, grid=RELATIVE_GRID, seeds=SELECTIO
     table["eligible"] = table["seeds"] == len(seeds)
     table["chosen"] = False
     table["complete"] = False
+    table["next_weight"] = math.nan
     for method, group in table.groupby("method", sort=False):
         eligible = group[group["eligible"]]
-        if not eligible.empty:
-            table.loc[eligible["val_psnr"].idxmax(), "chosen"] = True
-        table.loc[group.index, "complete"] = len(eligible) == len(grid)
+        if eligible.empty:
+            continue
+        best = eligible["val_psnr"].idxmax()
+        table.loc[best, "chosen"] = True
+        base_done = set(grid) <= set(eligible["relative_weight"])
+        beyond = _beyond_edge(float(table.loc[best, "relative_weight"]), run=set(eligible["relative_weight"])) \
+            if base_done else None
+        table.loc[group.index, "next_weight"] = math.nan if beyond is None else beyond
+        table.loc[group.index, "complete"] = base_done and beyond is None
     return table.sort_values(["method", "relative_weight"], kind="stable").reset_index(drop=True)
+
+
+def _beyond_edge(best: float, *, run: set[float]) -> float | None:
+    """The decade past ``best`` when no finished weight lies beyond it on that side (None: it is bracketed,
+    or the search reached the last decade)."""
+    if not any(weight > best for weight in run) and best < DECADES[-1]:
+        return best * 10.0
+    if not any(weight < best for weight in run) and best > DECADES[0]:
+        return best / 10.0
+    return None
 
 
 def chosen_labels(candidates: pd.DataFrame) -> dict[str, str]:
@@ -114,8 +140,18 @@ def selection_markdown(candidates: pd.DataFrame) -> str:
             row = values.loc[weight]
             text = f"{row['val_psnr']:.3f}" + ("" if row["eligible"] else f" ({row['seeds']} seed)")
             cells.append(f"**{text}**" if row["chosen"] else text)
-        chosen = group[group["chosen"]]["label"]
-        note = chosen.iloc[0] if not chosen.empty else "–"
-        note += "" if group["complete"].iloc[0] else " (provisional: grid not complete)"
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {note} |")
-    return "Validation PSNR (dB, mean over seeds 0–1) per weight; bold: chosen.\n\n" + "\n".join(lines) + "\n"
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {_choice_note(group)} |")
+    return ("Validation PSNR (dB, mean over seeds 0–1) per weight; bold: chosen. A best weight at the grid's edge "
+            "gets the next decade too.\n\n" + "\n".join(lines) + "\n")
+
+
+def _choice_note(group: pd.DataFrame) -> str:
+    """The chosen label, with why it is provisional when it is."""
+    chosen = group[group["chosen"]]["label"]
+    note = chosen.iloc[0] if not chosen.empty else "–"
+    if group["complete"].iloc[0]:
+        return note
+    beyond = group["next_weight"].iloc[0]
+    if isinstance(beyond, float) and not math.isnan(beyond):
+        return note + f" (provisional: best at the grid's edge; {beyond:g}× default to run)"
+    return note + " (provisional: grid not complete)"
