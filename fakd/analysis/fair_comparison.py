@@ -26,15 +26,19 @@ PAPER_FAKD_ROW = "FAKD w=1 (as run for the paper)"
 
 
 def comparison_rows(candidates: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """(row name, configuration label, method) in the paper's order; chosen weights named in the row."""
+    """(row name, configuration label, method) in the paper's order; chosen weights named in the row, a choice
+    made before the method's weight search finished marked provisional."""
     chosen = chosen_labels(candidates)
+    final = candidates.groupby("method")["complete"].all().to_dict() if not candidates.empty else {}
+
+    def name(method: str) -> str:
+        return f"{chosen[method]} ({'chosen' if final.get(method) else 'provisional choice'})"
+
     rows = [(STUDENT_ROW, "no KD", "none")]
-    for method in BASELINE_ORDER:
-        if method in chosen:
-            rows.append((f"{chosen[method]} (chosen)", chosen[method], method))
+    rows += [(name(method), chosen[method], method) for method in BASELINE_ORDER if method in chosen]
     rows.append((PAPER_FAKD_ROW, "FAKD", "fakd"))
     if "fakd" in chosen and chosen["fakd"] != "FAKD":
-        rows.append((f"{chosen['fakd']} (chosen)", chosen["fakd"], "fakd"))
+        rows.append((name("fakd"), chosen["fakd"], "fakd"))
     return rows
 
 

@@ -10,7 +10,7 @@ so this ratio, not α itself, is what changes training.
 
 Only standard runs compete: the profile's length, the default taps and p. A candidate counts when it
 has every selection seed; a method whose grid is not complete yet is chosen among what is there and
-marked ``complete=False``.
+marked ``complete=False`` (before any weight has every seed, the pick is among those with the most seeds).
 
 A best weight at the edge of the grid is not a choice, only a bound: the method then also gets the next
 decade beyond that edge (``next_weight``: 1000×, or 0.01× at the lower edge), and runs of any whole
@@ -96,9 +96,8 @@ def weight_candidates(sweep: pd.DataFrame, *, grid=RELATIVE_GRID, seeds=SELECTIO
     table["next_weight"] = math.nan
     for method, group in table.groupby("method", sort=False):
         eligible = group[group["eligible"]]
-        if eligible.empty:
-            continue
-        best = eligible["val_psnr"].idxmax()
+        pool = eligible if not eligible.empty else group[group["seeds"] == group["seeds"].max()]
+        best = pool["val_psnr"].idxmax()  # with no weight at every seed yet: a provisional pick among the most seeds
         table.loc[best, "chosen"] = True
         base_done = set(grid) <= set(eligible["relative_weight"])
         beyond = _beyond_edge(float(table.loc[best, "relative_weight"]), run=set(eligible["relative_weight"])) \
