@@ -104,6 +104,12 @@ def test_a_best_weight_at_the_grids_edge_is_provisional_until_the_next_decade_ha
     one_seed = weight_candidates(_fitnet_sweep(tmp_path / "seed0", rising).query("seed == 0"))
     assert chosen_labels(one_seed) == {"fitnet": "FitNet w=100"} and not one_seed["complete"].any()
     assert one_seed["next_weight"].isna().all() and "(provisional: grid not complete)" in selection_markdown(one_seed)
+    # seed 1 of 100x still running, and seed 1 of the others is high: the pick compares seed 0 with seed 0
+    partial = _fitnet_sweep(tmp_path / "partial", rising)
+    partial.loc[(partial["seed"] == 1) & (partial["weight"] != 100.0), "val_psnr"] += 1.0
+    partial = partial[~((partial["seed"] == 1) & (partial["weight"] == 100.0))]
+    candidates = weight_candidates(partial)
+    assert chosen_labels(candidates) == {"fitnet": "FitNet w=100"} and not candidates["complete"].any()
     candidates = weight_candidates(_fitnet_sweep(tmp_path / "edge", rising))
     assert chosen_labels(candidates) == {"fitnet": "FitNet w=100"} and not candidates["complete"].any()
     assert candidates["next_weight"].tolist() == [1000.0] * 4

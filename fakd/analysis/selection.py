@@ -10,7 +10,8 @@ so this ratio, not α itself, is what changes training.
 
 Only standard runs compete: the profile's length, the default taps and p. A candidate counts when it
 has every selection seed; a method whose grid is not complete yet is chosen among what is there and
-marked ``complete=False`` (before any weight has every seed, the pick is among those with the most seeds).
+marked ``complete=False``; until its base grid has every seed, the provisional pick compares like with
+like: the mean over the seeds that every weight run so far has.
 
 A best weight at the edge of the grid is not a choice, only a bound: the method then also gets the next
 decade beyond that edge (``next_weight``: 1000×, or 0.01× at the lower edge), and runs of any whole
@@ -85,10 +86,11 @@ def weight_candidates(sweep: pd.DataFrame, *, grid=RELATIVE_GRID, seeds=SELECTIO
     runs["relative_weight"] = [_on_grid(relative_weight(row.method, weight=row.weight, alpha=row.alpha), decades)
                                for row in runs.itertuples()]
     runs = runs.dropna(subset=["relative_weight"])
-    rows = []
+    rows, by_seed = [], []
     for (method, relative), group in runs.groupby(["method", "relative_weight"], sort=False):
         rows.append({"method": method, "label": group["label"].iloc[0], "relative_weight": relative,
                      "seeds": int(group["seed"].nunique()), "val_psnr": float(group["val_psnr"].mean())})
+        by_seed.append(group.groupby("seed")["val_psnr"].mean().to_dict())
     table = pd.DataFrame(rows, columns=["method", "label", "relative_weight", "seeds", "val_psnr"])
     table["eligible"] = table["seeds"] == len(seeds)
     table["chosen"] = False
@@ -96,15 +98,25 @@ def weight_candidates(sweep: pd.DataFrame, *, grid=RELATIVE_GRID, seeds=SELECTIO
     table["next_weight"] = math.nan
     for method, group in table.groupby("method", sort=False):
         eligible = group[group["eligible"]]
-        pool = eligible if not eligible.empty else group[group["seeds"] == group["seeds"].max()]
-        best = pool["val_psnr"].idxmax()  # with no weight at every seed yet: a provisional pick among the most seeds
-        table.loc[best, "chosen"] = True
         base_done = set(grid) <= set(eligible["relative_weight"])
+        best = eligible["val_psnr"].idxmax() if base_done else _provisional_pick(group, by_seed=by_seed)
+        table.loc[best, "chosen"] = True
         beyond = _beyond_edge(float(table.loc[best, "relative_weight"]), run=set(eligible["relative_weight"])) \
             if base_done else None
         table.loc[group.index, "next_weight"] = math.nan if beyond is None else beyond
         table.loc[group.index, "complete"] = base_done and beyond is None
     return table.sort_values(["method", "relative_weight"], kind="stable").reset_index(drop=True)
+
+
+def _provisional_pick(group: pd.DataFrame, *, by_seed: list[dict]) -> int:
+    """The best weight of a method whose base grid is not done: like with like, by the mean over the seeds
+    every weight run so far has (else among the weights with the most seeds)."""
+    common = set.intersection(*(set(by_seed[index]) for index in group.index))
+    if common:
+        scores = pd.Series({index: sum(by_seed[index][seed] for seed in common) / len(common)
+                            for index in group.index})
+        return int(scores.idxmax())
+    return int(group[group["seeds"] == group["seeds"].max()]["val_psnr"].idxmax())
 
 
 def _beyond_edge(best: float, *, run: set[float]) -> float | None:
