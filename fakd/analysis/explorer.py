@@ -82,16 +82,10 @@ class AffinityExplorer:
         return [self.teacher, *self.students]
 
     def student(self, name: str) -> StudyModel:
-        for entry in self.students:
-            if entry.name == name:
-                return entry
-        raise FakdError(f"unknown student {name!r}; students: {', '.join(s.name for s in self.students)}")
+        return _named(self.students, name, kind="student")
 
     def model(self, name: str) -> StudyModel:
-        for entry in self.models:
-            if entry.name == name:
-                return entry
-        raise FakdError(f"unknown model {name!r}; models: {', '.join(m.name for m in self.models)}")
+        return _named(self.models, name, kind="model")
 
     def add_image(self, name: str, lr: torch.Tensor, *, note: str = "") -> str:
         """Add an LR uint8 (3, h, w) image (a name already taken gets a number); returns its name."""
@@ -112,15 +106,10 @@ class AffinityExplorer:
 
     def features(self, *, image: str, model: str, taps: Sequence[str]) -> UnitFeatures:
         """Unit features of ``model`` on ``image`` at ``taps``, computed once (kept in a bounded cache)."""
-        key = (image, model, tuple(taps))
-        if key not in self._features:
-            if image not in self.images:
-                raise FakdError(f"unknown image {image!r}; images: {', '.join(self.images)}")
-            self._features[key] = unit_features(self.model(model).model, self.images[image], taps=taps)
-        self._features.move_to_end(key)
-        while len(self._features) > CACHE_ENTRIES:
-            self._features.popitem(last=False)
-        return self._features[key]
+        if image not in self.images:
+            raise FakdError(f"unknown image {image!r}; images: {', '.join(self.images)}")
+        return _cached(self._features, (image, model, tuple(taps)),
+                       lambda: unit_features(self.model(model).model, self.images[image], taps=taps))
 
     def rows(self, *, image: str, teacher: str, student: str, pixel: tuple[int, int]) -> list[dict]:
         """Per tap of ``student``: the teacher's and student's affinity rows of ``pixel`` and their difference."""
@@ -133,15 +122,13 @@ class AffinityExplorer:
     def agreement_maps(self, *, image: str, teacher: str, student: str) -> dict[str, np.ndarray]:
         """Per tap: mean_m |A_s[n, m] − A_t[n, m]| at every position n, as an (h, w) map (cached)."""
         taps = self.taps_of(student)
-        key = (image, teacher, student, tuple(taps))
-        if key not in self._agreements:
+
+        def compute() -> dict[str, np.ndarray]:
             ours = self.features(image=image, model=student, taps=taps)
             theirs = self.features(image=image, model=teacher, taps=taps)
-            self._agreements[key] = {tap: agreement_map(ours.units[tap], theirs.units[tap], size=ours.size)
-                                     for tap in taps}
-            while len(self._agreements) > CACHE_ENTRIES:
-                self._agreements.popitem(last=False)
-        return self._agreements[key]
+            return {tap: agreement_map(ours.units[tap], theirs.units[tap], size=ours.size) for tap in taps}
+
+        return _cached(self._agreements, (image, teacher, student, tuple(taps)), compute)
 
     def crop_matrices(self, *, image: str, teacher: str, student: str, pixel: tuple[int, int],
                       side: int) -> tuple[tuple[int, int, int, int], list[dict]]:
@@ -205,6 +192,24 @@ class AffinityExplorer:
                                student_name=student,
                                title=f"{image}: affinity of pixel (y={pixel[0]}, x={pixel[1]}), "
                                      f"{self.teacher.name} vs {student}")
+
+
+def _named(entries: Sequence[StudyModel], name: str, *, kind: str) -> StudyModel:
+    """The entry called ``name``; FakdError listing the names when there is none."""
+    for entry in entries:
+        if entry.name == name:
+            return entry
+    raise FakdError(f"unknown {kind} {name!r}; {kind}s: {', '.join(entry.name for entry in entries)}")
+
+
+def _cached(cache: OrderedDict, key, compute):
+    """``cache[key]``, computed on a miss; the least recently used entries go beyond ``CACHE_ENTRIES``."""
+    if key not in cache:
+        cache[key] = compute()
+    cache.move_to_end(key)
+    while len(cache) > CACHE_ENTRIES:
+        cache.popitem(last=False)
+    return cache[key]
 
 
 def _unique(name: str, taken) -> str:

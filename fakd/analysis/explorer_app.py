@@ -173,7 +173,7 @@ class ExplorerApp:
         if not files:
             return
         upload = files[0]
-        image = image_from_upload(bytes(upload["content"]), name=upload["name"], max_side=self.max_side)
+        image = image_from_upload(upload["content"], name=upload["name"], max_side=self.max_side)
         self._show_image(image.name, image.lr, image.note)
 
     def _open_image(self) -> None:

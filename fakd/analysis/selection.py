@@ -86,12 +86,10 @@ def weight_candidates(sweep: pd.DataFrame, *, grid=RELATIVE_GRID, seeds=SELECTIO
     runs["relative_weight"] = [_on_grid(relative_weight(row.method, weight=row.weight, alpha=row.alpha), decades)
                                for row in runs.itertuples()]
     runs = runs.dropna(subset=["relative_weight"])
-    rows, by_seed = [], []
-    for (method, relative), group in runs.groupby(["method", "relative_weight"], sort=False):
-        rows.append({"method": method, "label": group["label"].iloc[0], "relative_weight": relative,
-                     "seeds": int(group["seed"].nunique()), "val_psnr": float(group["val_psnr"].mean())})
-        by_seed.append(group.groupby("seed")["val_psnr"].mean().to_dict())
-    table = pd.DataFrame(rows, columns=["method", "label", "relative_weight", "seeds", "val_psnr"])
+    per_seed = runs.pivot_table(index=["method", "relative_weight"], columns="seed", values="val_psnr")
+    table = (runs.groupby(["method", "relative_weight"], sort=False)
+             .agg(label=("label", "first"), seeds=("seed", "nunique"), val_psnr=("val_psnr", "mean"))
+             .reset_index()[["method", "label", "relative_weight", "seeds", "val_psnr"]])
     table["eligible"] = table["seeds"] == len(seeds)
     table["chosen"] = False
     table["complete"] = False
@@ -99,7 +97,11 @@ def weight_candidates(sweep: pd.DataFrame, *, grid=RELATIVE_GRID, seeds=SELECTIO
     for method, group in table.groupby("method", sort=False):
         eligible = group[group["eligible"]]
         base_done = set(grid) <= set(eligible["relative_weight"])
-        best = eligible["val_psnr"].idxmax() if base_done else _provisional_pick(group, by_seed=by_seed)
+        if base_done:
+            best = eligible["val_psnr"].idxmax()
+        else:
+            weight = _provisional_pick(per_seed.loc[method])
+            best = group.index[group["relative_weight"] == weight][0]
         table.loc[best, "chosen"] = True
         beyond = _beyond_edge(float(table.loc[best, "relative_weight"]), run=set(eligible["relative_weight"])) \
             if base_done else None
@@ -108,15 +110,11 @@ def weight_candidates(sweep: pd.DataFrame, *, grid=RELATIVE_GRID, seeds=SELECTIO
     return table.sort_values(["method", "relative_weight"], kind="stable").reset_index(drop=True)
 
 
-def _provisional_pick(group: pd.DataFrame, *, by_seed: list[dict]) -> int:
-    """The best weight of a method whose base grid is not done: like with like, by the mean over the seeds
-    every weight run so far has (else among the weights with the most seeds)."""
-    common = set.intersection(*(set(by_seed[index]) for index in group.index))
-    if common:
-        scores = pd.Series({index: sum(by_seed[index][seed] for seed in common) / len(common)
-                            for index in group.index})
-        return int(scores.idxmax())
-    return int(group[group["seeds"] == group["seeds"].max()]["val_psnr"].idxmax())
+def _provisional_pick(per_seed: pd.DataFrame) -> float:
+    """The best weight (index) of a method whose base grid is not done, from its validation PSNR per weight
+    and seed (columns): like with like, the mean over the seeds every weight has (else over what each has)."""
+    shared = per_seed.dropna(axis="columns")
+    return (shared if not shared.empty else per_seed).mean(axis="columns").idxmax()
 
 
 def _beyond_edge(best: float, *, run: set[float]) -> float | None:
@@ -163,6 +161,6 @@ def _choice_note(group: pd.DataFrame) -> str:
     if group["complete"].iloc[0]:
         return note
     beyond = group["next_weight"].iloc[0]
-    if isinstance(beyond, float) and not math.isnan(beyond):
+    if pd.notna(beyond):
         return note + f" (provisional: best at the grid's edge; {beyond:g}× default to run)"
     return note + " (provisional: grid not complete)"

@@ -38,8 +38,8 @@ def register(subparsers) -> None:
         help="serve the affinity explorer as a web page: click a pixel, see its affinity maps",
         description="Serve the affinity explorer (notebook 01_affinity_explorer through Voilà) as a page on "
         "this machine: click a pixel of the image and its affinity rows in teacher and student update at once; "
-        "agreement maps, crop matrices, the student with and without FAKD; upload your own image or add your "
-        "own model in the page. Ctrl-C stops it.",
+        "agreement maps, crop matrices, a toggle between the chosen student and the one without KD; upload your "
+        "own image or add your own model in the page. Ctrl-C stops it.",
     )
     parser.add_argument("--checkpoint", action="append", default=[], metavar="MODEL",
                         help="a model to explore as a student: fakd:<name>, a checkpoint file or a run folder "
