@@ -14,7 +14,9 @@ from fakd.analysis.convergence import (convergence_verdict, gain_change, gap_clo
                                        teacher_validation_psnr, validation_curves)
 from fakd.analysis.fair_comparison import (PUBLISHED_FAKD_SHARES, comparison_rows, comparison_table,
                                            comparison_verdict, paired_against)
-from fakd.analysis.selection import chosen_labels, relative_weight, selection_markdown, weight_candidates
+from fakd.analysis.selection import (chosen_labels, fixed_choices, relative_weight, selection_markdown,
+                                     weight_candidates)
+from fakd.errors import FakdError
 
 IMAGES = ["baby", "bird", "butterfly", "head", "woman"]
 TEACHER_PSNR = 31.0
@@ -152,6 +154,41 @@ def test_paper_table_gap_shares_and_verdict(tmp_path):
     assert "**FAKD w=100** has the highest PSNR of all students on every test set" in verdict
     lead = psnr["FAKD w=100"] - psnr["output KD α=0.909"]  # output KD (offset 0.2) beats FitNet (0.1) on test
     assert f"vs the best other baseline (output KD α=0.909) {lead:+.3f} dB" in verdict
+
+
+def _fixed_sweep(tmp_path, arms):
+    """A sweep that runs weights chosen elsewhere (as the x2 sweep runs the x4 choices), seeds 0-2."""
+    teacher = _teacher(tmp_path)
+    root, rows = tmp_path / "sweep", []
+    for method, weight, alpha, offset, val in arms:
+        for seed in (0, 1, 2):
+            _run(root, rows, name=f"{method}-w{weight}-a{alpha}-s{seed}", method=method, weight=weight, alpha=alpha,
+                 seed=seed, teacher=teacher, psnr=[30.0 + offset] * len(IMAGES), val_psnr=val + 0.01 * seed)
+    pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
+    return read_sweep(root)
+
+
+def test_weights_chosen_at_another_scale_are_named_so_and_not_re_tuned(tmp_path):
+    # FAKD w 1 (the paper's row) is better on this sweep's validation than w 100: it must still not be chosen
+    arms = [("none", None, None, 0.0, 27.0), ("kd", None, 0.9091, 0.1, 27.1), ("fitnet", 100.0, None, 0.2, 27.2),
+            ("fakd", None, None, 0.3, 27.9), ("fakd", 100.0, None, 0.4, 27.4)]
+    candidates = fixed_choices(_fixed_sweep(tmp_path, arms), chosen_at="×4")
+    assert chosen_labels(candidates) == {"kd": "output KD α=0.909", "fitnet": "FitNet w=100", "fakd": "FAKD w=100"}
+    assert candidates.set_index("label").loc["FAKD w=100", "val_psnr"] == pytest.approx(27.41)  # mean of 3 seeds
+    assert sorted(candidates["relative_weight"]) == [1.0, 10.0, 100.0, 100.0]  # alpha 0.9091 reads as 10x
+    rows = comparison_rows(candidates)
+    assert [name for name, _, _ in rows] == ["student (no KD)", "output KD α=0.909 (chosen at ×4)",
+                                             "FitNet w=100 (chosen at ×4)", "FAKD w=1 (as run for the paper)",
+                                             "FAKD w=100 (chosen at ×4)"]
+    shown = selection_markdown(candidates)
+    assert "chosen on the ×4 validation split, not tuned on this sweep" in shown
+    assert "| FAKD | 1× | 3 | 27.910 | the paper's setting |" in shown
+
+
+def test_a_sweep_that_tunes_cannot_claim_its_weights_were_chosen_elsewhere(tmp_path):
+    arms = [("none", None, None, 0.0, 27.0), ("fitnet", 10.0, None, 0.2, 27.2), ("fitnet", 100.0, None, 0.2, 27.3)]
+    with pytest.raises(FakdError, match="several weights of fitnet"):
+        fixed_choices(_fixed_sweep(tmp_path, arms), chosen_at="×4")
 
 
 def _long_sweep(tmp_path, *, long_gain: float):

@@ -1,6 +1,7 @@
 """Sweep grids: the cross product of a grid file's values, fixed parameters, errors."""
 
 import json
+from pathlib import Path
 
 import pytest
 from test_study_parameters import PARAMETERS_CELL, write_notebook
@@ -48,6 +49,7 @@ def test_grid_with_fixed_overrides_changes_the_run_folders(notebook):
     ({"notebook": "nb.ipynb", "grid": []}, "'grid' is empty"),
     ({"notebook": "nb.ipynb", "grid": {"seed": [0]}, "parameters": {"seed": 1}}, "both fixed"),
     ({"notebook": "nb.ipynb", "grid": {"seed": [0]}, "grids": {}}, "unknown key"),
+    ({"notebook": "nb.ipynb", "grid": {"seed": [0]}, "report": ["x4"]}, "'report' must be a mapping"),
     ({"grid": {"seed": [0]}}, "'notebook' and 'grid' are required"),
     ({"notebook": "nope.ipynb", "grid": {"seed": [0]}}, "notebook 'nope.ipynb' not found"),
 ])
@@ -63,3 +65,20 @@ def test_grid_notebook_path_is_relative_to_the_grid_file(tmp_path, notebook):
     path = tmp_path / "grids" / "g.yaml"
     path.write_text("notebook: ../nb.ipynb\ngrid:\n  seed: [0, 1]\n")
     assert load_grid(path).notebook.resolve() == notebook.resolve()
+
+
+def test_a_grid_report_block_reaches_the_report_and_leaves_the_run_folders_alone(notebook):
+    plain = grid_from_mapping({"notebook": str(notebook), "grid": {"seed": [0, 1]}})
+    told = grid_from_mapping({"notebook": str(notebook), "grid": {"seed": [0, 1]}, "report": {"weights_chosen_at": "×4"}})
+    assert [point.key for point in told.points] == [point.key for point in plain.points]
+    assert told.report == told.with_fixed({"weight": 3.0}).report == {"weights_chosen_at": "×4"}
+
+
+def test_every_shipped_grid_passes_only_parameters_the_report_declares():
+    from fakd.study.pipeline import STUDY_GRIDS, StudyContext, _grid_report_parameters
+
+    passed = {profile: _grid_report_parameters(StudyContext(profile=profile, runs_dir=Path("runs"),
+                                                            report_dir=Path("report")), notebook="05_ablation_report")
+              for profile in STUDY_GRIDS}
+    assert passed["cpu-x2"] == {"weights_chosen_at": "×4"}  # x2 runs the weights x4 validation chose
+    assert passed["cpu"] == {}

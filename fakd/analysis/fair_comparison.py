@@ -27,11 +27,15 @@ PAPER_FAKD_ROW = "FAKD w=1 (as run for the paper)"
 
 def comparison_rows(candidates: pd.DataFrame) -> list[tuple[str, str, str]]:
     """(row name, configuration label, method) in the paper's order; chosen weights named in the row, a choice
-    made before the method's weight search finished marked provisional."""
+    made before the method's weight search finished marked provisional, one made at another scale
+    (``fixed_choices``) named for it."""
     chosen = chosen_labels(candidates)
     final = candidates.groupby("method")["complete"].all().to_dict() if not candidates.empty else {}
+    elsewhere = candidates["chosen_at"].iloc[0] if "chosen_at" in candidates and not candidates.empty else None
 
     def name(method: str) -> str:
+        if elsewhere is not None:
+            return f"{chosen[method]} (chosen at {elsewhere})"
         return f"{chosen[method]} ({'chosen' if final.get(method) else 'provisional choice'})"
 
     rows = [(STUDENT_ROW, "no KD", "none")]

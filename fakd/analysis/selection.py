@@ -26,6 +26,7 @@ import math
 import pandas as pd
 
 from fakd.analysis.ablation import DEFAULT_ALPHA, default_weight
+from fakd.errors import FakdError
 
 RELATIVE_GRID = (0.1, 1.0, 10.0, 100.0)  # every method's base grid (× its default)
 DECADES = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)  # where an edge extends to: one decade past the base grid
@@ -110,6 +111,33 @@ def weight_candidates(sweep: pd.DataFrame, *, grid=RELATIVE_GRID, seeds=SELECTIO
     return table.sort_values(["method", "relative_weight"], kind="stable").reset_index(drop=True)
 
 
+def fixed_choices(sweep: pd.DataFrame, *, chosen_at: str) -> pd.DataFrame:
+    """The choices of a sweep that runs weights chosen elsewhere (``chosen_at``, e.g. "×4"): each method's one
+    standard weight is chosen; FAKD may also have w = 1, the paper's own row, which is shown but not chosen.
+
+    The columns of ``weight_candidates`` (val_psnr: mean over every seed here, for reference only; complete
+    True) plus ``chosen_at``. A method with several weights is an error: this sweep would be tuning it.
+    """
+    runs = _standard_runs(sweep)
+    runs = runs[runs["method"] != "none"].copy()
+    weights = [relative_weight(row.method, weight=row.weight, alpha=row.alpha) for row in runs.itertuples()]
+    runs["relative_weight"] = [_on_grid(weight, DECADES) or weight for weight in weights]
+    table = (runs.groupby(["method", "relative_weight"], sort=False)
+             .agg(label=("label", "first"), seeds=("seed", "nunique"), val_psnr=("val_psnr", "mean"))
+             .reset_index()[["method", "label", "relative_weight", "seeds", "val_psnr"]])
+    table["chosen"] = [not (method == "fakd" and weight == 1.0 and (table["method"] == "fakd").sum() > 1)
+                       for method, weight in zip(table["method"], table["relative_weight"])]
+    several = sorted(table[table["chosen"]].groupby("method").filter(lambda group: len(group) > 1)["method"].unique())
+    if several:
+        raise FakdError(f"weights chosen at {chosen_at}: the sweep runs several weights of {', '.join(several)}; "
+                        "it may run one weight per method (FAKD: one besides w = 1)")
+    table["eligible"] = True
+    table["complete"] = True
+    table["next_weight"] = math.nan
+    table["chosen_at"] = chosen_at
+    return table.sort_values(["method", "relative_weight"], kind="stable").reset_index(drop=True)
+
+
 def _provisional_pick(per_seed: pd.DataFrame) -> float:
     """The best weight (index) of a method whose base grid is not done, from its validation PSNR per weight
     and seed (columns): like with like, the mean over the seeds every weight has (else over what each has)."""
@@ -136,6 +164,8 @@ def chosen_labels(candidates: pd.DataFrame) -> dict[str, str]:
 def selection_markdown(candidates: pd.DataFrame) -> str:
     """The validation PSNR of every method at every grid weight, the chosen one in bold; a method whose
     grid is not complete yet is marked provisional."""
+    if "chosen_at" in candidates:
+        return _fixed_markdown(candidates)
     grid = sorted(candidates["relative_weight"].unique())
     header = "| method | " + " | ".join(f"{weight:g}× default" for weight in grid) + " | chosen |"
     lines = [header, "|" + "---|" * (len(grid) + 2)]
@@ -164,3 +194,14 @@ def _choice_note(group: pd.DataFrame) -> str:
     if pd.notna(beyond):
         return note + f" (provisional: best at the grid's edge; {beyond:g}× default to run)"
     return note + " (provisional: grid not complete)"
+
+
+def _fixed_markdown(candidates: pd.DataFrame) -> str:
+    """The weights a sweep ran as chosen elsewhere, with this sweep's validation PSNR for reference."""
+    chosen_at = candidates["chosen_at"].iloc[0]
+    lines = ["| method | weight / default | seeds | validation PSNR here | |", "|---|---|---|---|---|"]
+    for row in candidates.itertuples():
+        note = f"chosen on the {chosen_at} validation split" if row.chosen else "the paper's setting"
+        lines.append(f"| {row.label} | {row.relative_weight:g}× | {row.seeds} | {row.val_psnr:.3f} | {note} |")
+    return (f"Weights chosen on the {chosen_at} validation split, not tuned on this sweep; the validation PSNR "
+            "here (mean over seeds) is for reference only.\n\n" + "\n".join(lines) + "\n")

@@ -7,16 +7,19 @@
     grid:                            # name → list of values; the cross product is run
       method: [none, kd, fakd]
       seed: [0, 1, 2]
+    report:                          # optional: parameters for the study's report on this sweep
+      weights_chosen_at: "×4"        # (05_ablation_report), e.g. where its weights were chosen
 
 ``grid`` may also be a list of such mappings: the union of their cross products, without duplicates
 (e.g. methods × seeds, plus FAKD alone × weights × tap sets). A parameter whose value is a list needs a
 list of lists in the grid (``taps: [[body.3], [body.3, body.7]]``).
 """
 
+import dataclasses
 import itertools
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -25,7 +28,7 @@ from fakd.errors import FakdError
 from fakd.study.locations import resolve_notebook
 from fakd.study.parameters import normalize_parameters, parameters_digest
 
-GRID_KEYS = {"notebook", "description", "parameters", "grid"}
+GRID_KEYS = {"notebook", "description", "parameters", "grid", "report"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
 _MAX_SLUG = 60
 
@@ -48,6 +51,7 @@ class SweepGrid:
     description: str
     fixed: dict
     points: tuple[SweepPoint, ...]
+    report: dict = field(default_factory=dict)  # parameters for the report notebook on this sweep
 
     def with_fixed(self, extra: dict) -> "SweepGrid":
         """The same grid with more fixed parameters (overriding the file's, e.g. from ``--set``)."""
@@ -55,8 +59,7 @@ class SweepGrid:
         if overlap:
             raise FakdError(f"cannot fix {', '.join(overlap)}: the grid varies it")
         fixed = {**self.fixed, **normalize_parameters(extra)}
-        return SweepGrid(source=self.source, notebook=self.notebook, description=self.description,
-                         fixed=fixed, points=_points(fixed, [point.varied for point in self.points]))
+        return dataclasses.replace(self, fixed=fixed, points=_points(fixed, [point.varied for point in self.points]))
 
 
 def _value_text(value) -> str:
@@ -123,9 +126,12 @@ def grid_from_mapping(spec: dict, *, source: Path | None = None) -> SweepGrid:
     both = sorted({name for varied in varied_list for name in varied} & set(fixed))
     if both:
         raise FakdError(f"{where}: {', '.join(both)} both fixed under 'parameters' and varied under 'grid'")
+    report = spec.get("report") or {}
+    if not isinstance(report, dict):
+        raise FakdError(f"{where}: 'report' must be a mapping name → value")
     notebook = resolve_notebook(spec["notebook"], relative_to=source.parent if source is not None else None)
     return SweepGrid(source=source, notebook=notebook, description=str(spec.get("description", "")),
-                     fixed=fixed, points=_points(fixed, varied_list))
+                     fixed=fixed, points=_points(fixed, varied_list), report=report)
 
 
 def load_grid(path: Path) -> SweepGrid:

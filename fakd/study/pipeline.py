@@ -10,6 +10,7 @@
               back to a fixed selection headless)
     compare   04_compare            teacher vs students; its results.json rows are the headline table
     ablation  05_ablation_report    reads the students' sweep; its summary.md is the report's summary
+                                    (the grid file's ``report`` parameters are passed to it)
 
 The report is rendered into a staging folder and replaces the previous report only when every step
 succeeded (``fakd.study.publish``). Every step reuses a finished run (same parameters, same notebook code), so a second ``fakd study``
@@ -112,8 +113,20 @@ STUDY_STEPS = (
          links=lambda context: {"teacher_run_dir": str(context.run_dir("teacher").resolve()),
                                 "sweep_dir": str(context.run_dir("students").resolve())}),
     Step("ablation", "Ablation report", notebook="05_ablation_report", figures=True,
-         links=lambda context: {"sweep_dir": str(context.run_dir("students").resolve())}),
+         links=lambda context: {"sweep_dir": str(context.run_dir("students").resolve()),
+                                **_grid_report_parameters(context, notebook="05_ablation_report")}),
 )
+
+
+def _grid_report_parameters(context: StudyContext, *, notebook: str) -> dict:
+    """The ``report`` parameters of the profile's grid file (e.g. the ×2 grid: where its weights were chosen),
+    checked against the report notebook's parameters cell."""
+    report = load_grid(grids_dir() / STUDY_GRIDS[context.profile]).report
+    unknown = sorted(set(report) - set(notebook_parameters(resolve_notebook(notebook))))
+    if unknown:
+        raise FakdError(f"grids/{STUDY_GRIDS[context.profile]}: report parameter(s) {', '.join(unknown)} are not "
+                        f"parameters of {notebook}")
+    return report
 
 
 @dataclass
