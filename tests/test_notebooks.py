@@ -143,3 +143,21 @@ def test_study_chain_teacher_students_compare_report(tmp_path):
                               "grid": {"method": ["kd"], "weight": [1.0]}})
     failed = run_sweep(grid, tmp_path / "failing", workers=1)
     assert not failed.ok and "no feature term" in failed.failures[0]["error"]
+
+
+def test_ablation_report_on_a_sweep_whose_weights_were_chosen_at_another_scale(tmp_path):
+    """05 with weights_chosen_at (the x2 study's grid passes "×4"): the rows say where each weight was
+    chosen, FAKD w 1 stays the paper's row although it is best on this sweep's validation, and no weight
+    selection figure claims a tuning that did not happen here."""
+    from test_analysis_fair_comparison import _fixed_sweep
+
+    arms = [("none", None, None, 0.0, 27.0), ("kd", None, 0.9091, 0.1, 27.1), ("fitnet", 100.0, None, 0.2, 27.2),
+            ("fakd", None, None, 0.3, 27.9), ("fakd", 100.0, None, 0.4, 27.4)]
+    _fixed_sweep(tmp_path, arms)
+    report = run_notebook(resolve_notebook("05_ablation_report"), tmp_path / "report",
+                          {"sweep_dir": str(tmp_path / "sweep"), "weights_chosen_at": "×4"})
+    summary = (report.run_dir / "summary.md").read_text()
+    assert "| FAKD w=100 (chosen at ×4) | 3 | 30.40 ± 0.00 / 0.8000 ± 0.0000 | 40% (paper 44%) |" in summary
+    assert "| output KD α=0.909 (chosen at ×4) |" in summary and "provisional" not in summary
+    assert "**FAKD w=100** has the highest PSNR of all students" in summary
+    assert not (report.run_dir / "weight_selection.png").exists()
