@@ -82,3 +82,14 @@ def test_every_shipped_grid_passes_only_parameters_the_report_declares():
               for profile in STUDY_GRIDS}
     assert passed["cpu-x2"] == {"weights_chosen_at": "×4"}  # x2 runs the weights x4 validation chose
     assert passed["cpu"] == {}
+
+
+def test_a_report_parameter_the_report_does_not_declare_is_one_clear_error(tmp_path, monkeypatch):
+    from fakd.study import pipeline
+
+    (tmp_path / "cpu_ablation.yaml").write_text(
+        "notebook: 03_distill_student\ngrid:\n  seed: [0]\nreport:\n  weights_chosen_on: x4\n")
+    monkeypatch.setattr(pipeline, "grids_dir", lambda: tmp_path)
+    context = pipeline.StudyContext(profile="cpu", runs_dir=tmp_path / "runs", report_dir=tmp_path / "report")
+    with pytest.raises(FakdError, match="report parameter.s. weights_chosen_on are not parameters of 05_ablation_report"):
+        pipeline._grid_report_parameters(context, notebook="05_ablation_report")

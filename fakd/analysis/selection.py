@@ -88,9 +88,7 @@ def weight_candidates(sweep: pd.DataFrame, *, grid=RELATIVE_GRID, seeds=SELECTIO
                                for row in runs.itertuples()]
     runs = runs.dropna(subset=["relative_weight"])
     per_seed = runs.pivot_table(index=["method", "relative_weight"], columns="seed", values="val_psnr")
-    table = (runs.groupby(["method", "relative_weight"], sort=False)
-             .agg(label=("label", "first"), seeds=("seed", "nunique"), val_psnr=("val_psnr", "mean"))
-             .reset_index()[["method", "label", "relative_weight", "seeds", "val_psnr"]])
+    table = _per_weight(runs)
     table["eligible"] = table["seeds"] == len(seeds)
     table["chosen"] = False
     table["complete"] = False
@@ -122,12 +120,11 @@ def fixed_choices(sweep: pd.DataFrame, *, chosen_at: str) -> pd.DataFrame:
     runs = runs[runs["method"] != "none"].copy()
     weights = [relative_weight(row.method, weight=row.weight, alpha=row.alpha) for row in runs.itertuples()]
     runs["relative_weight"] = [_on_grid(weight, DECADES) or weight for weight in weights]
-    table = (runs.groupby(["method", "relative_weight"], sort=False)
-             .agg(label=("label", "first"), seeds=("seed", "nunique"), val_psnr=("val_psnr", "mean"))
-             .reset_index()[["method", "label", "relative_weight", "seeds", "val_psnr"]])
-    table["chosen"] = [not (method == "fakd" and weight == 1.0 and (table["method"] == "fakd").sum() > 1)
-                       for method, weight in zip(table["method"], table["relative_weight"])]
-    several = sorted(table[table["chosen"]].groupby("method").filter(lambda group: len(group) > 1)["method"].unique())
+    table = _per_weight(runs)
+    paper_row = (table["method"] == "fakd") & (table["relative_weight"] == 1.0) & ((table["method"] == "fakd").sum() > 1)
+    table["chosen"] = ~paper_row
+    counts = table[table["chosen"]]["method"].value_counts()
+    several = sorted(counts[counts > 1].index)
     if several:
         raise FakdError(f"weights chosen at {chosen_at}: the sweep runs several weights of {', '.join(several)}; "
                         "it may run one weight per method (FAKD: one besides w = 1)")
@@ -136,6 +133,13 @@ def fixed_choices(sweep: pd.DataFrame, *, chosen_at: str) -> pd.DataFrame:
     table["next_weight"] = math.nan
     table["chosen_at"] = chosen_at
     return table.sort_values(["method", "relative_weight"], kind="stable").reset_index(drop=True)
+
+
+def _per_weight(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per method and relative weight: its label, how many seeds ran, the mean validation PSNR."""
+    return (runs.groupby(["method", "relative_weight"], sort=False)
+            .agg(label=("label", "first"), seeds=("seed", "nunique"), val_psnr=("val_psnr", "mean"))
+            .reset_index()[["method", "label", "relative_weight", "seeds", "val_psnr"]])
 
 
 def _provisional_pick(per_seed: pd.DataFrame) -> float:

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         "sweep",
         help="run a notebook over a parameter grid (parallel, resumable) and gather one results table",
         description="Execute a notebook with papermill for every point of the grid in GRID.yaml (keys: "
-        "notebook, parameters, grid; see notebooks/README.md), each point in its own run folder under "
+        "notebook, parameters, grid, and report, which only fakd study reads; see notebooks/README.md), each point in its own run folder under "
         "OUT/runs/. Finished points are skipped, so re-running resumes. Results are gathered into "
         "OUT/results.csv; failed points are listed in OUT/failures.json and make the exit code 1. The points "
         "run on Dask: local worker processes by default, an existing cluster with --scheduler "
