@@ -10,8 +10,8 @@ import pytest
 from scipy import stats
 
 from fakd.analysis.ablation import ablation_table, read_per_image, read_sweep
-from fakd.analysis.convergence import (convergence_verdict, gain_change, gap_closed_curves, long_runs,
-                                       teacher_validation_psnr, validation_curves)
+from fakd.analysis.convergence import (convergence_table, convergence_verdict, gain_change, gap_closed_curves,
+                                       long_runs, teacher_validation_psnr, validation_curves)
 from fakd.analysis.fair_comparison import (PUBLISHED_FAKD_SHARES, comparison_rows, comparison_table,
                                            comparison_verdict, paired_against)
 from fakd.analysis.selection import (chosen_labels, fixed_choices, relative_weight, selection_markdown,
@@ -225,7 +225,25 @@ def test_convergence_curves_gap_and_trend(tmp_path):
                          reference=("no KD", "no KD, 12000 it.")).iloc[0]
     assert change["gain_short"] == pytest.approx(0.3, abs=0.02) and change["gain_long"] == pytest.approx(0.1, abs=0.02)
     assert change["trend"] == "shrinks"
-    assert "shrinks on 1 test set" in convergence_verdict(pd.DataFrame([change]))
+    long = per_image[per_image["label"].str.endswith("12000 it.")].pivot_table(
+        index=["seed", "name"], columns="label", values="psnr")
+    difference = long["FAKD w=100, 12000 it."] - long["no KD, 12000 it."]
+    assert change["long_wins"] == int((difference > 0).sum()) == 10
+    assert change["long_t_p"] == pytest.approx(stats.ttest_1samp(difference, 0.0).pvalue)
+    verdict = convergence_verdict(pd.DataFrame([change]))
+    assert "shrinks on 1 test set" in verdict and "long runs ahead on 10 of 10 images" in verdict
+
+
+def test_the_long_runs_table_closes_the_gap_against_the_long_run_without_kd(tmp_path):
+    sweep = _long_sweep(tmp_path, long_gain=0.1)
+    teacher = pd.DataFrame([{"dataset": "Set5", "psnr": TEACHER_PSNR, "ssim": 0.88}])
+    shown = convergence_table(sweep, long_runs(sweep), teacher=teacher, scale=4)
+    assert list(shown.index) == ["teacher", "no KD, 12000 it.", "FAKD w=100, 12000 it."]
+    psnr = sweep.groupby("label")["psnr"].mean()
+    expected = (psnr["FAKD w=100, 12000 it."] - psnr["no KD, 12000 it."]) / (TEACHER_PSNR - psnr["no KD, 12000 it."])
+    assert shown.loc["FAKD w=100, 12000 it.", "gap Set5"] == f"{100 * expected:.0f}% (paper 44%)"
+    assert shown.loc["FAKD w=100, 12000 it.", "seeds"] == 2
+    assert convergence_table(sweep, long_runs(sweep).query("method != 'none'"), teacher=teacher, scale=4).empty
 
 
 def test_a_gain_that_does_not_change_holds(tmp_path):
