@@ -4,14 +4,15 @@ verdict — each checked against numbers computed here independently."""
 
 import json
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
 from fakd.analysis.ablation import ablation_table, read_per_image, read_sweep
-from fakd.analysis.convergence import (convergence_table, convergence_verdict, gain_change, gap_closed_curves,
-                                       long_runs, teacher_validation_psnr, validation_curves)
+from fakd.analysis.convergence import (convergence_figure, convergence_table, convergence_verdict, gain_change,
+                                       gap_closed_curves, long_runs, teacher_validation_psnr, validation_curves)
 from fakd.analysis.fair_comparison import (PUBLISHED_FAKD_SHARES, comparison_rows, comparison_table,
                                            comparison_verdict, paired_against)
 from fakd.analysis.selection import (chosen_labels, fixed_choices, relative_weight, selection_markdown,
@@ -232,6 +233,19 @@ def test_convergence_curves_gap_and_trend(tmp_path):
     assert change["long_t_p"] == pytest.approx(stats.ttest_1samp(difference, 0.0).pvalue)
     verdict = convergence_verdict(pd.DataFrame([change]))
     assert "shrinks on 1 test set" in verdict and "long runs ahead on 10 of 10 images" in verdict
+
+
+def test_an_arm_keeps_its_colour_in_both_convergence_panels(tmp_path):
+    sweep = _long_sweep(tmp_path, long_gain=0.1)
+    curves = validation_curves(long_runs(sweep))
+    gaps = gap_closed_curves(curves, baseline="no KD, 12000 it.", teacher_val=teacher_validation_psnr(sweep))
+    figure = convergence_figure(curves, gaps, teacher_val=29.0, title="t")
+    psnr_panel, gap_panel = figure.axes
+    colour = {line.get_label(): line.get_color() for line in psnr_panel.get_lines()}
+    shown = {line.get_label(): line.get_color() for line in gap_panel.get_lines() if not line.get_label().startswith("_")}
+    assert shown == {"FAKD w=100, 12000 it.": colour["FAKD w=100, 12000 it."]}
+    assert colour["FAKD w=100, 12000 it."] != colour["no KD, 12000 it."]
+    plt.close(figure)
 
 
 def test_the_long_runs_table_closes_the_gap_against_the_long_run_without_kd(tmp_path):

@@ -105,17 +105,20 @@ def _trend(change: dict) -> str:
 
 def convergence_figure(curves: pd.DataFrame, gaps: pd.DataFrame, *, teacher_val: float | None,
                        title: str) -> plt.Figure:
-    """Validation PSNR vs iteration per arm (teacher as a line) and gap closed vs iteration."""
+    """Validation PSNR vs iteration per arm (teacher as a line) and gap closed vs iteration; an arm keeps
+    its colour in both panels."""
     figure, (psnr, gap) = plt.subplots(1, 2, figsize=(12, 4.2))
+    labels = list(dict.fromkeys([*curves["label"], *gaps["label"]]))
+    colours = {label: f"C{index % 10}" for index, label in enumerate(labels)}
     for label, curve in curves.groupby("label", sort=False):
-        psnr.plot(curve["iteration"], curve["val_psnr"], label=label)
+        psnr.plot(curve["iteration"], curve["val_psnr"], label=label, color=colours[label])
     if teacher_val is not None:
         psnr.axhline(teacher_val, color="black", linestyle="--", linewidth=1, label="teacher")
     psnr.set_xlabel("iteration")
     psnr.set_ylabel("validation PSNR on Y (dB), mean over seeds")
     psnr.legend(fontsize=8)
     for label, curve in gaps.groupby("label", sort=False):
-        gap.plot(curve["iteration"], 100 * curve["gap_closed"], label=label)
+        gap.plot(curve["iteration"], 100 * curve["gap_closed"], label=label, color=colours[label])
     gap.axhline(0, color="grey", linewidth=0.8)
     gap.set_xlabel("iteration")
     gap.set_ylabel("teacher–student gap closed on validation (%)")
