@@ -166,7 +166,7 @@ def test_ablation_report_on_a_sweep_whose_weights_were_chosen_at_another_scale(t
 def test_ablation_report_on_a_sweep_with_long_runs(tmp_path):
     """05's convergence section on a sweep with long runs: the curves figure, the gain verdict and the long
     runs in the paper's layout, gap closed against the long run without KD."""
-    from test_analysis_fair_comparison import _long_sweep
+    from test_analysis_fair_comparison import TEACHER_PSNR, _long_sweep
 
     sweep = _long_sweep(tmp_path, long_gain=0.1)
     report = run_notebook(resolve_notebook("05_ablation_report"), tmp_path / "report",
@@ -174,7 +174,7 @@ def test_ablation_report_on_a_sweep_with_long_runs(tmp_path):
     summary = (report.run_dir / "summary.md").read_text()
     psnr = sweep.groupby("label")["psnr"].mean()
     none, fakd = psnr["no KD, 12000 it."], psnr["FAKD w=100, 12000 it."]
-    share = f"{100 * (fakd - none) / (31.0 - none):.0f}% (paper 44%)"
+    share = f"{100 * (fakd - none) / (TEACHER_PSNR - none):.0f}% (paper 44%)"
     assert "**FAKD w=100, 12000 it.** over no KD, 12000 it.: shrinks on 1 test set" in summary
     assert f"| FAKD w=100, 12000 it. | 2 | {fakd:.2f} ± " in summary and share in summary
     assert (report.run_dir / "convergence_table.md").read_text() in summary
