@@ -2,8 +2,6 @@
 paper-format table with published shares, paired tests against tuned output KD, and the convergence
 verdict — each checked against numbers computed here independently."""
 
-import json
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -18,55 +16,7 @@ from fakd.analysis.fair_comparison import (PUBLISHED_FAKD_SHARES, comparison_row
 from fakd.analysis.selection import (chosen_labels, fixed_choices, relative_weight, selection_markdown,
                                      weight_candidates)
 from fakd.errors import FakdError
-
-IMAGES = ["baby", "bird", "butterfly", "head", "woman"]
-TEACHER_PSNR = 31.0
-
-
-def _run(root, rows, *, name, method, seed, psnr, val_psnr, teacher, weight=None, alpha=None, iterations=None,
-         curve=None):
-    folder = root / "runs" / name
-    (folder / "train").mkdir(parents=True)
-    pd.DataFrame({"dataset": "Set5", "name": IMAGES, "psnr": psnr, "ssim": 0.8}).to_csv(
-        folder / "per_image.csv", index=False)
-    log = curve if curve is not None else [(3000, val_psnr)]
-    (folder / "train" / "metrics.jsonl").write_text(
-        "".join(json.dumps({"iteration": it, "loss": 0.1, "val_psnr": value}) + "\n" for it, value in log))
-    rows.append({"run": name, "run_dir": f"runs/{name}", "profile": "cpu", "method": method, "weight": weight,
-                 "alpha": alpha, "iterations": iterations or 3000, "seed": seed, "dataset": "Set5", "scale": 4,
-                 "psnr": float(np.mean(psnr)), "ssim": 0.8, "val_psnr": val_psnr, "teacher_run": str(teacher)})
-
-
-def _teacher(tmp_path):
-    teacher = tmp_path / "teacher"
-    teacher.mkdir()
-    (teacher / "results.json").write_text(json.dumps({"rows": [
-        {"dataset": "Set5", "scale": 4, "psnr": TEACHER_PSNR, "ssim": 0.88, "val_psnr": 29.0}]}))
-    return teacher
-
-
-def make_fair_sweep(tmp_path):
-    """no KD, output KD over alpha, FitNet over its grid, FAKD w 1 and 100; the validation and test sets
-    disagree for FitNet (test prefers w=100, validation w=10), so a test-set choice would be visible."""
-    teacher = _teacher(tmp_path)
-    root, rows = tmp_path / "sweep", []
-    base = 30.0 + np.random.default_rng(0).normal(0, 1, len(IMAGES))
-    noise = np.random.default_rng(3)
-    arms = [("none", None, None, 0.0, 27.0), ("kd", None, None, 0.10, 27.10), ("kd", None, 0.0909, 0.02, 27.02),
-            ("kd", None, 0.9091, 0.20, 27.20), ("kd", None, 0.9901, 0.05, 27.05),
-            ("fitnet", 0.1, None, 0.01, 27.01), ("fitnet", 1.0, None, 0.05, 27.05),
-            ("fitnet", 10.0, None, 0.10, 27.30), ("fitnet", 100.0, None, 0.40, 27.15),
-            ("fakd", None, None, 0.15, 27.15), ("fakd", 100.0, None, 0.50, 27.50)]
-    for method, weight, alpha, offset, val in arms:
-        for seed in (0, 1):
-            name = f"{method}-w{weight}-a{alpha}-s{seed}"
-            _run(root, rows, name=name, method=method, weight=weight, alpha=alpha, seed=seed, teacher=teacher,
-                 psnr=base + offset + 0.01 * seed + noise.normal(0, 0.002, len(IMAGES)), val_psnr=val + 0.001 * seed)
-    # a third seed outside the selection seeds, very good on validation: it must not change the choice
-    _run(root, rows, name="fitnet-w1-s2", method="fitnet", weight=1.0, seed=2, teacher=teacher,
-         psnr=base + 0.05, val_psnr=40.0)
-    pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
-    return root
+from sweep_support import TEACHER_PSNR, make_fair_sweep, make_fitnet_sweep, make_fixed_sweep, make_long_sweep
 
 
 def test_relative_weights_put_every_method_on_one_grid():
@@ -90,43 +40,31 @@ def test_weights_are_chosen_on_validation_not_on_the_test_sets(tmp_path):
     assert "FAKD w=100 (provisional: grid not complete)" in text
 
 
-def _fitnet_sweep(tmp_path, validation: dict[float, float]):
-    tmp_path.mkdir()
-    teacher = _teacher(tmp_path)
-    root, rows = tmp_path / "sweep", []
-    for weight, val in validation.items():
-        for seed in (0, 1):
-            _run(root, rows, name=f"fitnet-w{weight}-s{seed}", method="fitnet", weight=weight, seed=seed,
-                 teacher=teacher, psnr=[30.0] * len(IMAGES), val_psnr=val + 0.001 * seed)
-    pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
-    return read_sweep(root)
-
-
 def test_a_best_weight_at_the_grids_edge_is_provisional_until_the_next_decade_has_run(tmp_path):
     rising = {0.1: 27.0, 1.0: 27.1, 10.0: 27.2, 100.0: 27.3}
-    one_seed = weight_candidates(_fitnet_sweep(tmp_path / "seed0", rising).query("seed == 0"))
+    one_seed = weight_candidates(make_fitnet_sweep(tmp_path / "seed0", rising).query("seed == 0"))
     assert chosen_labels(one_seed) == {"fitnet": "FitNet w=100"} and not one_seed["complete"].any()
     assert one_seed["next_weight"].isna().all() and "(provisional: grid not complete)" in selection_markdown(one_seed)
     # seed 1 of 100x still running, and seed 1 of the others is high: the pick compares seed 0 with seed 0
-    partial = _fitnet_sweep(tmp_path / "partial", rising)
+    partial = make_fitnet_sweep(tmp_path / "partial", rising)
     partial.loc[(partial["seed"] == 1) & (partial["weight"] != 100.0), "val_psnr"] += 1.0
     partial = partial[~((partial["seed"] == 1) & (partial["weight"] == 100.0))]
     candidates = weight_candidates(partial)
     assert chosen_labels(candidates) == {"fitnet": "FitNet w=100"} and not candidates["complete"].any()
-    candidates = weight_candidates(_fitnet_sweep(tmp_path / "edge", rising))
+    candidates = weight_candidates(make_fitnet_sweep(tmp_path / "edge", rising))
     assert chosen_labels(candidates) == {"fitnet": "FitNet w=100"} and not candidates["complete"].any()
     assert candidates["next_weight"].tolist() == [1000.0] * 4
     assert "FitNet w=100 (provisional: best at the grid's edge; 1000× default to run)" in selection_markdown(candidates)
     # the next decade ran and is worse: 100 is bracketed, the choice is final
-    candidates = weight_candidates(_fitnet_sweep(tmp_path / "bracketed", {**rising, 1000.0: 27.25}))
+    candidates = weight_candidates(make_fitnet_sweep(tmp_path / "bracketed", {**rising, 1000.0: 27.25}))
     assert chosen_labels(candidates) == {"fitnet": "FitNet w=100"} and candidates["complete"].all()
     assert candidates["next_weight"].isna().all() and "provisional" not in selection_markdown(candidates)
     # better still at 1000x: chosen, and the search stops there (a 10^4 span around the default)
-    candidates = weight_candidates(_fitnet_sweep(tmp_path / "last", {**rising, 1000.0: 27.4}))
+    candidates = weight_candidates(make_fitnet_sweep(tmp_path / "last", {**rising, 1000.0: 27.4}))
     assert chosen_labels(candidates) == {"fitnet": "FitNet w=1000"} and candidates["complete"].all()
     # the lower edge extends downwards; a weight off the decades (w 2550-like) never competes
     falling = {0.1: 27.4, 1.0: 27.3, 10.0: 27.2, 100.0: 27.1, 25.5: 28.0}
-    candidates = weight_candidates(_fitnet_sweep(tmp_path / "low", falling))
+    candidates = weight_candidates(make_fitnet_sweep(tmp_path / "low", falling))
     assert chosen_labels(candidates) == {"fitnet": "FitNet w=0.1"} and candidates["next_weight"].iloc[0] == 0.01
     assert 25.5 not in set(candidates["relative_weight"])
 
@@ -157,23 +95,11 @@ def test_paper_table_gap_shares_and_verdict(tmp_path):
     assert f"vs the best other baseline (output KD α=0.909) {lead:+.3f} dB" in verdict
 
 
-def _fixed_sweep(tmp_path, arms):
-    """A sweep that runs weights chosen elsewhere (as the x2 sweep runs the x4 choices), seeds 0-2."""
-    teacher = _teacher(tmp_path)
-    root, rows = tmp_path / "sweep", []
-    for method, weight, alpha, offset, val in arms:
-        for seed in (0, 1, 2):
-            _run(root, rows, name=f"{method}-w{weight}-a{alpha}-s{seed}", method=method, weight=weight, alpha=alpha,
-                 seed=seed, teacher=teacher, psnr=[30.0 + offset] * len(IMAGES), val_psnr=val + 0.01 * seed)
-    pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
-    return read_sweep(root)
-
-
 def test_weights_chosen_at_another_scale_are_named_so_and_not_re_tuned(tmp_path):
     # FAKD w 1 (the paper's row) is better on this sweep's validation than w 100: it must still not be chosen
     arms = [("none", None, None, 0.0, 27.0), ("kd", None, 0.9091, 0.1, 27.1), ("fitnet", 100.0, None, 0.2, 27.2),
             ("fakd", None, None, 0.3, 27.9), ("fakd", 100.0, None, 0.4, 27.4)]
-    candidates = fixed_choices(_fixed_sweep(tmp_path, arms), chosen_at="×4")
+    candidates = fixed_choices(make_fixed_sweep(tmp_path, arms), chosen_at="×4")
     assert chosen_labels(candidates) == {"kd": "output KD α=0.909", "fitnet": "FitNet w=100", "fakd": "FAKD w=100"}
     assert candidates.set_index("label").loc["FAKD w=100", "val_psnr"] == pytest.approx(27.41)  # mean of 3 seeds
     assert sorted(candidates["relative_weight"]) == [1.0, 10.0, 100.0, 100.0]  # alpha 0.9091 reads as 10x
@@ -189,28 +115,11 @@ def test_weights_chosen_at_another_scale_are_named_so_and_not_re_tuned(tmp_path)
 def test_a_sweep_that_tunes_cannot_claim_its_weights_were_chosen_elsewhere(tmp_path):
     arms = [("none", None, None, 0.0, 27.0), ("fitnet", 10.0, None, 0.2, 27.2), ("fitnet", 100.0, None, 0.2, 27.3)]
     with pytest.raises(FakdError, match="several weights of fitnet"):
-        fixed_choices(_fixed_sweep(tmp_path, arms), chosen_at="×4")
-
-
-def _long_sweep(tmp_path, *, long_gain: float):
-    teacher = _teacher(tmp_path)
-    root, rows = tmp_path / "sweep", []
-    base = 30.0 + np.random.default_rng(1).normal(0, 1, len(IMAGES))
-    noise = np.random.default_rng(2)
-    for method, weight, iterations, gain, val in (("none", None, None, 0.0, 27.0), ("fakd", 100.0, None, 0.3, 27.3),
-                                                  ("none", None, 12000, 0.2, 27.5),
-                                                  ("fakd", 100.0, 12000, 0.2 + long_gain, 27.9)):
-        for seed in (0, 1):
-            curve = [(it, val - (12000 - it) / 12000 + 0.01 * seed) for it in range(3000, 12001, 3000)]
-            _run(root, rows, name=f"{method}-{iterations}-s{seed}", method=method, weight=weight, seed=seed,
-                 iterations=iterations, teacher=teacher, val_psnr=val, curve=curve if iterations else None,
-                 psnr=base + gain + noise.normal(0, 0.005, len(IMAGES)))
-    pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
-    return read_sweep(root)
+        fixed_choices(make_fixed_sweep(tmp_path, arms), chosen_at="×4")
 
 
 def test_convergence_curves_gap_and_trend(tmp_path):
-    sweep = _long_sweep(tmp_path, long_gain=0.1)
+    sweep = make_long_sweep(tmp_path, long_gain=0.1)
     runs = long_runs(sweep)
     assert sorted(set(runs["label"])) == ["FAKD w=100, 12000 it.", "no KD, 12000 it."]
     assert set(runs["short_label"]) == {"FAKD w=100", "no KD"}
@@ -236,7 +145,7 @@ def test_convergence_curves_gap_and_trend(tmp_path):
 
 
 def test_an_arm_keeps_its_colour_in_both_convergence_panels(tmp_path):
-    sweep = _long_sweep(tmp_path, long_gain=0.1)
+    sweep = make_long_sweep(tmp_path, long_gain=0.1)
     curves = validation_curves(long_runs(sweep))
     gaps = gap_closed_curves(curves, baseline="no KD, 12000 it.", teacher_val=teacher_validation_psnr(sweep))
     figure = convergence_figure(curves, gaps, teacher_val=29.0, title="t")
@@ -249,7 +158,7 @@ def test_an_arm_keeps_its_colour_in_both_convergence_panels(tmp_path):
 
 
 def test_the_long_runs_table_closes_the_gap_against_the_long_run_without_kd(tmp_path):
-    sweep = _long_sweep(tmp_path, long_gain=0.1)
+    sweep = make_long_sweep(tmp_path, long_gain=0.1)
     teacher = pd.DataFrame([{"dataset": "Set5", "psnr": TEACHER_PSNR, "ssim": 0.88}])
     shown = convergence_table(sweep, long_runs(sweep), teacher=teacher, scale=4)
     assert list(shown.index) == ["teacher", "no KD, 12000 it.", "FAKD w=100, 12000 it."]
@@ -261,7 +170,7 @@ def test_the_long_runs_table_closes_the_gap_against_the_long_run_without_kd(tmp_
 
 
 def test_a_gain_that_does_not_change_holds(tmp_path):
-    sweep = _long_sweep(tmp_path, long_gain=0.3)
+    sweep = make_long_sweep(tmp_path, long_gain=0.3)
     change = gain_change(read_per_image(sweep), arm=("FAKD w=100", "FAKD w=100, 12000 it."),
                          reference=("no KD", "no KD, 12000 it.")).iloc[0]
     assert change["trend"] == "holds" and change["t_p"] > 0.05

@@ -18,6 +18,7 @@ from fakd.study.locations import resolve_notebook
 from fakd.study.notebook_runner import run_notebook
 from fakd.study.pipeline import STUDY_STEPS, run_study
 from fakd.study.sweep import run_sweep
+from sweep_support import TEACHER_PSNR, make_fixed_sweep, make_long_sweep
 
 pytestmark = pytest.mark.slow  # the real notebooks in real kernels: minutes
 
@@ -149,11 +150,10 @@ def test_ablation_report_on_a_sweep_whose_weights_were_chosen_at_another_scale(t
     """05 with weights_chosen_at (the x2 study's grid passes "×4"): the rows say where each weight was
     chosen, FAKD w 1 stays the paper's row although it is best on this sweep's validation, and no weight
     selection figure claims a tuning that did not happen here."""
-    from test_analysis_fair_comparison import _fixed_sweep
 
     arms = [("none", None, None, 0.0, 27.0), ("kd", None, 0.9091, 0.1, 27.1), ("fitnet", 100.0, None, 0.2, 27.2),
             ("fakd", None, None, 0.3, 27.9), ("fakd", 100.0, None, 0.4, 27.4)]
-    _fixed_sweep(tmp_path, arms)
+    make_fixed_sweep(tmp_path, arms)
     report = run_notebook(resolve_notebook("05_ablation_report"), tmp_path / "report",
                           {"sweep_dir": str(tmp_path / "sweep"), "weights_chosen_at": "×4"})
     summary = (report.run_dir / "summary.md").read_text()
@@ -166,9 +166,7 @@ def test_ablation_report_on_a_sweep_whose_weights_were_chosen_at_another_scale(t
 def test_ablation_report_on_a_sweep_with_long_runs(tmp_path):
     """05's convergence section on a sweep with long runs: the curves figure, the gain verdict and the long
     runs in the paper's layout, gap closed against the long run without KD."""
-    from test_analysis_fair_comparison import TEACHER_PSNR, _long_sweep
-
-    sweep = _long_sweep(tmp_path, long_gain=0.1)
+    sweep = make_long_sweep(tmp_path, long_gain=0.1)
     report = run_notebook(resolve_notebook("05_ablation_report"), tmp_path / "report",
                           {"sweep_dir": str(tmp_path / "sweep")})
     summary = (report.run_dir / "summary.md").read_text()
