@@ -270,22 +270,27 @@ def test_compile_on_cpu_gives_the_eager_loss_curve(tmp_path, smoke_teacher):
                        _fakd_losses(tmp_path, smoke_teacher, "compile=true", "channels_last=true"))
 
 
-def test_resuming_a_finished_run_without_last_pt_leaves_it_as_it_is(reference_run, tmp_path):
-    """A study archive keeps a finished run's best.pt but not last.pt; resuming that folder (a report
-    notebook re-executed) must return its summary, not train it again from scratch over its files."""
+@pytest.mark.parametrize("keep_last", [False, True], ids=["archived-without-last-pt", "with-last-pt"])
+def test_resuming_a_finished_run_leaves_it_as_it_is(reference_run, tmp_path, monkeypatch, keep_last):
+    """Resuming a finished run (a training notebook re-executed: a study archive keeps best.pt but not
+    last.pt; on the machine that trained it both are there) returns its summary and leaves its files as
+    they are — the summary still names the commit that trained it, not the one that resumed it."""
     import shutil
 
-    run = tmp_path / "archived"
+    run = tmp_path / "finished"
     shutil.copytree(reference_run, run)
-    (run / "checkpoints" / "last.pt").unlink()
-    before = {path.name: path.read_bytes() for path in [run / "metrics.jsonl", run / "summary.json",
-                                                         run / "checkpoints" / "best.pt"]}
+    if not keep_last:
+        (run / "checkpoints" / "last.pt").unlink()
+    files = [run / "metrics.jsonl", run / "summary.json", run / "checkpoints" / "best.pt"]
+    files += [run / "checkpoints" / "last.pt"] if keep_last else []
+    before = {path: path.read_bytes() for path in files}
+    monkeypatch.setattr("fakd.train.records.git_commit", lambda: "a-later-commit")
     config = load_run_config("smoke", ["student.iterations=10"])
     summary = train_run(config, role="student", out=run, resume=True, progress=False)
-    assert summary == json.loads(before["summary.json"])
-    assert {name: (run / ("checkpoints/" if name == "best.pt" else "") / name).read_bytes()
-            for name in before} == before
-    assert not (run / "checkpoints" / "last.pt").exists()
-    longer = load_run_config("smoke", ["student.iterations=12"])  # not finished at the new length: refused
-    with pytest.raises(FakdError):
+    assert summary == json.loads(before[run / "summary.json"]) and summary["git_commit"] != "a-later-commit"
+    assert {path: path.read_bytes() for path in files} == before
+    assert (run / "checkpoints" / "last.pt").exists() == keep_last
+    longer = load_run_config("smoke", ["student.iterations=12"])  # another run: refused, files untouched
+    with pytest.raises(FakdError, match="holds a different run"):
         train_run(longer, role="student", out=run, resume=True, progress=False)
+    assert {path: path.read_bytes() for path in files} == before

@@ -80,7 +80,7 @@ def train_run(
 def _train_loop(training: "Training", *, progress: bool) -> dict[str, Any]:
     """Steps from the state's iteration to the end, with logging, validation and checkpoints."""
     iterations = training.settings.iterations
-    if training.finished_before is not None:  # resumed a finished run that kept no last.pt: nothing to do
+    if training.finished_before is not None:  # resumed a finished run: nothing to do, its summary untouched
         return training.finished_before
     bar = tqdm(total=iterations, initial=training.state.iteration, disable=not progress,
                desc=f"{training.role} {training.settings.model.preset}", dynamic_ncols=True)
@@ -120,7 +120,7 @@ class Training:
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.state = TrainingState()
         self.teacher_cache: TeacherOutputCache | None = None
-        self.finished_before: dict[str, Any] | None = None  # resumed a finished run that kept no last.pt
+        self.finished_before: dict[str, Any] | None = None  # the summary of a finished run resumed
         label = "+".join(config.distill.methods) if role == "distill" else role
         self.model_name = f"{self.settings.model.preset} {label} s{config.seed}"
         self.summary_base = summary_base(self)
@@ -194,13 +194,13 @@ class Training:
         """The run folder prepared (locked, checked, created) and ``last.pt`` restored: (resuming, its iteration)."""
         resuming = self.run_dir.prepare(config=self.config.to_dict(), job=self.job, resume=resume,
                                         overwrite=overwrite)
-        restored = resuming and self.run_dir.last_checkpoint.is_file()
-        if restored:
-            self._restore()
-        elif resuming:  # no last.pt: a finished run (e.g. restored from an archive) stays as it is
+        if resuming:  # a finished run (with last.pt, or restored from an archive without) stays as it is
             self.finished_before = self.run_dir.finished_summary(iterations=self.settings.iterations)
             if self.finished_before is not None:
                 return resuming, FINISHED_BEFORE
+        restored = resuming and self.run_dir.last_checkpoint.is_file()
+        if restored:
+            self._restore()
         if resuming:
             self.run_dir.truncate_metrics(self.state.iteration)
         return resuming, self.state.iteration if restored else None
