@@ -275,8 +275,8 @@ class RunDirectory:
     def finished_summary(self, *, iterations: int) -> dict[str, Any] | None:
         """The summary of a run that finished all ``iterations`` and kept its best checkpoint, else None.
 
-        A finished run restored from a study archive keeps ``best.pt`` but not ``last.pt``; resuming it
-        must leave it as it is, not train it again from scratch."""
+        Resuming a finished run leaves it as it is: one restored from a study archive (``best.pt``, no
+        ``last.pt``) is not trained again from scratch, and no summary is rewritten by a later commit."""
         try:
             summary = json.loads(self.summary_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
