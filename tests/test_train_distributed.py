@@ -158,8 +158,20 @@ STOPPER = textwrap.dedent("""
 
     original_batch = TrainingPatches.batch
 
+    def checkpoint_written(path, iteration):
+        # rank 0 writes last.pt (atomically) while the other ranks go on to the next batch
+        from fakd.zoo.checkpoint import load_checkpoint
+        try:
+            return load_checkpoint(path)["iteration"] >= iteration
+        except Exception:
+            return False
+
     def batch(self, iteration, batch_size, **share):
         if iteration == int(os.environ["STOP_AT"]) and os.environ["RANK"] == os.environ["STOP_RANK"]:
+            deadline = time.monotonic() + 60
+            while ("STOP_AFTER_CHECKPOINT" in os.environ and time.monotonic() < deadline
+                   and not checkpoint_written(os.environ["STOP_AFTER_CHECKPOINT"], iteration)):
+                time.sleep(0.1)
             if os.environ.get("STOP_MODE") == "hang":
                 time.sleep(600)
             os.kill(os.getpid(), signal.SIGKILL)
@@ -179,8 +191,10 @@ def test_kill_9_of_one_rank_ends_the_job_and_the_run_resumes_on_all_ranks(studen
     out = tmp_path / "killed"
     args = ["train", "--role", "student", "--config", "smoke", *sum((["--set", item] for item in SETTINGS), []),
             "--out", str(out)]
-    # Checkpoints after iterations 2, 4, 6; rank 1 dies asking for batch 7 (0-based 6 is iteration 7).
-    killed = torchrun(args, cwd=tmp_path, script=script, STOP_AT=6, STOP_RANK=1)
+    # Checkpoints after iterations 2, 4, 6; rank 1 dies asking for batch 7 (0-based 6 is iteration 7), once
+    # rank 0 has written the checkpoint of iteration 6 (else the kill races that write).
+    killed = torchrun(args, cwd=tmp_path, script=script, STOP_AT=6, STOP_RANK=1,
+                      STOP_AFTER_CHECKPOINT=str(out / "checkpoints" / "last.pt"))
     assert killed.returncode != 0
     assert "Signal 9 (SIGKILL)" in killed.stderr or "exitcode  : -9" in killed.stderr, killed.stderr[-3000:]
     fakd_lines = [line for line in killed.stderr.splitlines() if line.startswith("fakd train: error:")]
