@@ -150,7 +150,6 @@ def test_ablation_report_on_a_sweep_whose_weights_were_chosen_at_another_scale(t
     """05 with weights_chosen_at (the x2 study's grid passes "×4"): the rows say where each weight was
     chosen, FAKD w 1 stays the paper's row although it is best on this sweep's validation, and no weight
     selection figure claims a tuning that did not happen here."""
-
     arms = [("none", None, None, 0.0, 27.0), ("kd", None, 0.9091, 0.1, 27.1), ("fitnet", 100.0, None, 0.2, 27.2),
             ("fakd", None, None, 0.3, 27.9), ("fakd", 100.0, None, 0.4, 27.4)]
     make_fixed_sweep(tmp_path, arms)

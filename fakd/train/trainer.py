@@ -194,16 +194,17 @@ class Training:
         """The run folder prepared (locked, checked, created) and ``last.pt`` restored: (resuming, its iteration)."""
         resuming = self.run_dir.prepare(config=self.config.to_dict(), job=self.job, resume=resume,
                                         overwrite=overwrite)
-        if resuming:  # a finished run (with last.pt, or restored from an archive without) stays as it is
-            self.finished_before = self.run_dir.finished_summary(iterations=self.settings.iterations)
-            if self.finished_before is not None:
-                return resuming, FINISHED_BEFORE
-        restored = resuming and self.run_dir.last_checkpoint.is_file()
+        if not resuming:
+            return False, None
+        # a finished run (with last.pt, or restored from an archive without) stays as it is
+        self.finished_before = self.run_dir.finished_summary(iterations=self.settings.iterations)
+        if self.finished_before is not None:
+            return True, FINISHED_BEFORE
+        restored = self.run_dir.last_checkpoint.is_file()
         if restored:
             self._restore()
-        if resuming:
-            self.run_dir.truncate_metrics(self.state.iteration)
-        return resuming, self.state.iteration if restored else None
+        self.run_dir.truncate_metrics(self.state.iteration)
+        return True, self.state.iteration if restored else None
 
     def _restore(self) -> None:
         self.state = restore_training_state(self.run_dir.last_checkpoint, self.model, self.objective, self.optimizer,
