@@ -13,6 +13,10 @@ Small pairs that keep RCAN's shape (10 groups, same width for teacher and studen
 - ``rcan-cpu-teacher`` 10 × 6 × 32 / ``rcan-cpu-student`` 10 × 2 × 32: trains in minutes on 2 CPU
   cores (forward + backward + Adam at batch 16, LR patch 24, ×4, 2 threads:
   ≈ 0.3 s / 0.15 s measured);
+- ``rcan-cpu-student-narrow`` 10 × 8 × 16: half the teacher's width (no weights to copy; FitNet needs an
+  adapter, FSP and CA cannot compare it), its training step as costly as ``rcan-cpu-student``'s (1 thread,
+  batch 8, LR 24, ×4, channels-last: 0.238 s vs 0.235 s; 10 × 6 × 16 0.174 s, 10 × 4 × 16 0.136 s; 2026-12-08),
+  so the width and the depth students are compared at the same training compute;
 - ``rcan-smoke-teacher`` 10 × 2 × 16 / ``rcan-smoke-student`` 10 × 1 × 16: milliseconds, for tests.
 """
 
@@ -34,6 +38,7 @@ PRESETS: dict[str, dict] = {
     "edsr-baseline": {"arch": "edsr", "n_resblocks": 16, "n_feats": 64, "res_scale": 1.0},
     "rcan-cpu-teacher": {"arch": "rcan", "n_resgroups": 10, "n_resblocks": 6, "n_feats": 32},
     "rcan-cpu-student": {"arch": "rcan", "n_resgroups": 10, "n_resblocks": 2, "n_feats": 32},
+    "rcan-cpu-student-narrow": {"arch": "rcan", "n_resgroups": 10, "n_resblocks": 8, "n_feats": 16},
     "rcan-smoke-teacher": {"arch": "rcan", "n_resgroups": 10, "n_resblocks": 2, "n_feats": 16},
     "rcan-smoke-student": {"arch": "rcan", "n_resgroups": 10, "n_resblocks": 1, "n_feats": 16},
 }

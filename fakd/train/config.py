@@ -43,7 +43,9 @@ class RoleSettings:
 
     ``milestones`` are fractions of ``iterations`` at which the learning rate is multiplied by
     ``gamma`` (multistep), so changing the length keeps the schedule's shape; ``cosine`` decays
-    from ``lr`` to ``min_lr`` over the run.
+    from ``lr`` to ``min_lr`` over the run. ``init`` (student only): ``scratch`` (random, as the paper),
+    ``teacher`` (the teacher's weights, its first blocks of each group) or ``teacher-spaced`` (evenly spaced
+    blocks); see ``fakd.models.inherit``.
     """
 
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -54,6 +56,7 @@ class RoleSettings:
     milestones: list[float] = field(default_factory=lambda: [0.5])
     gamma: float = 0.5
     min_lr: float = 1e-6
+    init: str = "scratch"  # scratch | teacher | teacher-spaced: the student's first weights (fakd.models.inherit)
 
 
 @dataclass
@@ -164,13 +167,14 @@ def profile_mapping(name: str) -> dict[str, Any]:
     text = resources.files("fakd").joinpath("presets", f"{name}.yaml").read_text(encoding="utf-8")
     mapping = yaml.safe_load(text) or {}
     base = mapping.pop("base", None)
-    return _merged(profile_mapping(base), mapping) if base is not None else mapping
+    return merged_mapping(profile_mapping(base), mapping) if base is not None else mapping
 
 
-def _merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+def merged_mapping(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update``'s keys merged in, nested mappings key by key."""
     merged = dict(base)
     for key, value in update.items():
-        merged[key] = _merged(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+        merged[key] = merged_mapping(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
             else value
     return merged
 

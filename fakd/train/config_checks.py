@@ -11,6 +11,8 @@ from typing import Any
 from fakd.errors import FakdError
 
 SCHEDULES = ("multistep", "cosine")
+# student.init → the block rule of fakd.models.inherit (None: random weights, as the paper)
+STUDENT_INITS = {"scratch": None, "teacher": "first", "teacher-spaced": "spaced"}
 MAX_SEED = 2**32 - 1  # numpy's seed range; torch's is wider
 MAX_SCALE = 16
 MAX_THREADS = 1024
@@ -51,6 +53,10 @@ def validate_config(config) -> None:
 
 
 def _validate_role(settings, *, role: str) -> None:
+    if settings.init not in STUDENT_INITS:
+        raise FakdError(f"{role}.init must be one of {', '.join(STUDENT_INITS)}, got {settings.init!r}")
+    if role == "teacher" and settings.init != "scratch":
+        raise FakdError(f"teacher.init must be scratch (only a student starts from a teacher), got {settings.init!r}")
     if settings.schedule not in SCHEDULES:
         raise FakdError(f"{role}.schedule must be one of {', '.join(SCHEDULES)}, got {settings.schedule!r}")
     if not (math.isfinite(settings.lr) and settings.lr > 0):

@@ -68,6 +68,7 @@ def summary_base(training) -> dict[str, Any]:
         "seed": training.config.seed,
         "profile": training.config.profile,
         "iterations": training.settings.iterations,
+        "init": training.settings.init,
         "teacher_checkpoint": training.job.get("teacher_checkpoint"),
         "git_commit": git_commit(),
         "torch_version": torch.__version__,

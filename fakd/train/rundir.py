@@ -187,7 +187,7 @@ class RunDirectory:
             raise FakdError(f"run folder {str(self.path)!r} is damaged (config.yaml is not a mapping); "
                             f"use --overwrite")
         stored_job = {key: value for key, value in stored_job.items() if key not in MARKER_KEYS}
-        differences = _differences(_comparable(stored_config), _comparable(config))
+        differences = _differences(_comparable(with_later_defaults(stored_config)), _comparable(config))
         differences += _differences(stored_job, job, prefix="job.")
         if differences:
             shown = "; ".join(differences[:3]) + (" ..." if len(differences) > 3 else "")
@@ -283,6 +283,14 @@ class RunDirectory:
             return None
         done = summary.get("status") == "finished" and summary.get("final_iteration", -1) >= iterations
         return summary if done and self.best_checkpoint.is_file() else None
+
+
+def with_later_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored config with the keys it predates at their defaults (e.g. ``student.init`` = scratch):
+    a key added later defaults to what runs did before it existed, so those runs stay resumable."""
+    from fakd.train.config import RunConfig, merged_mapping
+
+    return merged_mapping(RunConfig().to_dict(), stored)
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:

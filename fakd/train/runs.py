@@ -54,12 +54,15 @@ def use_profile_threads(profile: str) -> int:
 
 def run_config(*, profile: str, seed: int, device: str | None = None, method: str | None = None,
                weight: float | None = None, taps: Sequence[str] = (), p: int = 1, alpha: float | None = None,
-               student_iterations: int | None = None) -> RunConfig:
+               student_iterations: int | None = None, init: str | None = None,
+               student_model: str | None = None) -> RunConfig:
     """The training config of a notebook run: the profile, the seed, and (for a student) the KD choices.
 
     ``alpha``: the output-KD share (None: the profile's); only for a method with a teacher.
     ``student_iterations``: the student's length (None: the profile's); the learning-rate milestones are
-    fractions of it, so a longer run keeps the schedule's shape.
+    fractions of it, so a longer run keeps the schedule's shape. ``init``: the student's first weights
+    (``scratch``, ``teacher``, ``teacher-spaced``; None: the profile's). ``student_model``: a model preset
+    in place of the profile's student (e.g. a narrower one); None: the profile's.
     """
     overrides = [f"seed={int(seed)}"]
     if device:
@@ -75,6 +78,10 @@ def run_config(*, profile: str, seed: int, device: str | None = None, method: st
         overrides.append(f"distill.alpha={float(alpha)}")
     if student_iterations is not None:
         overrides.append(f"student.iterations={int(student_iterations)}")
+    if init is not None:
+        overrides.append(f"student.init={init}")
+    if student_model:
+        overrides.append(f"student.model={student_model}")
     return load_run_config(profile, overrides)
 
 
@@ -90,12 +97,14 @@ def train_student(run_dir: str | Path, config: RunConfig, *, method: str, teache
     (sharing the teacher's outputs through ``TEACHER_RUN/teacher-outputs`` when the config's
     ``teacher_cache`` is on)."""
     out = Path(run_dir) / TRAIN_FOLDER
-    if method == "none":
-        return train_run(config, role="student", out=out, data_root=resolve_data_root(data_root),
-                         resume=True, progress=progress)
-    if not str(teacher_run_dir):
-        raise FakdError(f"method {method!r} needs a teacher: set teacher_run_dir to a finished "
+    from_teacher = config.student.init != "scratch"
+    if not str(teacher_run_dir) and (method != "none" or from_teacher):
+        need = f"method {method!r}" if method != "none" else f"init {config.student.init!r}"
+        raise FakdError(f"{need} needs a teacher: set teacher_run_dir to a finished "
                         f"02_train_teacher run folder (fakd sweep ... --set teacher_run_dir=DIR)")
+    if method == "none":
+        return train_run(config, role="student", out=out, data_root=resolve_data_root(data_root), resume=True,
+                         progress=progress, teacher_checkpoint=best_checkpoint(teacher_run_dir) if from_teacher else None)
     return train_run(config, role="distill", out=out, teacher_checkpoint=best_checkpoint(teacher_run_dir),
                      data_root=resolve_data_root(data_root), resume=True, progress=progress,
                      teacher_cache=Path(teacher_run_dir) / TEACHER_CACHE_FOLDER)

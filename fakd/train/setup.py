@@ -3,7 +3,8 @@ state a resumed run continues from (``last.pt``). ``fakd.train.trainer`` runs th
 
 Every role trains one network from the config's preset (the teacher preset for ``teacher``, the
 student preset otherwise); ``distill`` adds a frozen eval-mode teacher from a checkpoint (a path or
-``fakd:<name>``) and the objective of the run's ``distill`` settings.
+``fakd:<name>``) and the objective of the run's ``distill`` settings. A student whose ``student.init`` is
+not ``scratch`` starts from that teacher's weights (``fakd.models.inherit``), with or without KD.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from torch import nn
 from fakd.distill import DistillationObjective, FeatureTaps
 from fakd.errors import FakdError
 from fakd.models import build_model
+from fakd.models.inherit import inherit_teacher_weights
 from fakd.train.config import RunConfig
+from fakd.train.config_checks import STUDENT_INITS
 from fakd.train.distillation import build_objective
 from fakd.train.rng import restore_rng_state
 from fakd.zoo.checkpoint import load_checkpoint, load_model_from_checkpoint
@@ -57,15 +60,30 @@ def job_description(*, role: str, config: RunConfig, teacher_checkpoint: str | P
         raise ValueError(f"unknown role {role!r}: use {', '.join(ROLES)}")
     settings = config.role("teacher" if role == "teacher" else "student")
     job: dict[str, Any] = {"role": role, "model": settings.model.preset, "overrides": settings.model.overrides}
-    if role == "distill":
+    if settings.init != "scratch":
+        job["init"] = settings.init  # absent for scratch: the jobs of runs made before the choice existed
+    if role == "distill" or settings.init != "scratch":
         if teacher_checkpoint is None:
-            raise FakdError("distillation needs a teacher checkpoint (--teacher CKPT)")
+            need = "distillation" if role == "distill" else f"student.init={settings.init}"
+            raise FakdError(f"{need} needs a teacher checkpoint (--teacher CKPT)")
         path = resolve_checkpoint_path(teacher_checkpoint)  # a file or fakd:<name>
         if not path.is_file():
             raise FakdError(f"teacher checkpoint {str(path)!r} not found")
         job["teacher_checkpoint"] = str(path.resolve())
         job["teacher_sha256"] = file_sha256(path)
     return job
+
+
+def initialise_student(config: RunConfig, *, role: str, model: nn.Module, teacher: nn.Module | None,
+                       teacher_checkpoint, device: torch.device) -> None:
+    """Give the student its teacher's weights when ``student.init`` asks for them (in place; a no-op for
+    ``scratch`` and for the teacher role). A teacher of another width is one FakdError."""
+    rule = STUDENT_INITS[config.student.init]
+    if role == "teacher" or rule is None:
+        return
+    if teacher is None:
+        teacher = load_model_from_checkpoint(teacher_checkpoint, device, scale=config.scale)
+    inherit_teacher_weights(student=model, teacher=teacher, rule=rule)
 
 
 def teacher_and_objective(config: RunConfig, *, role: str, model: nn.Module, teacher_checkpoint,

@@ -34,8 +34,8 @@ from fakd.train.distributed import (Ranks, average, check_batch_split, end_proce
 from fakd.train.loss import PairedTaps, StudentLoss, compute_loss  # compute_loss: also imported from here (benchmarks, tests)
 from fakd.train.records import checkpoint_payload, run_summary, summary_base
 from fakd.train.rundir import RunDirectory
-from fakd.train.setup import (TrainingState, build_role_model, job_description, make_scheduler, prepare_adapters,
-                              restore_training_state, teacher_and_objective)
+from fakd.train.setup import (TrainingState, build_role_model, initialise_student, job_description, make_scheduler,
+                              prepare_adapters, restore_training_state, teacher_and_objective)
 from fakd.train.teacher_cache import TeacherOutputCache, TeacherOutputs, cache_key, note, run_teacher, stored_taps
 from fakd.zoo.checkpoint import save_checkpoint
 
@@ -146,6 +146,8 @@ class Training:
         model = build_role_model(config, role).to(device)
         teacher, objective = teacher_and_objective(config, role=role, model=model,
                                                     teacher_checkpoint=teacher_checkpoint, device=device)
+        initialise_student(config, role=role, model=model, teacher=teacher, teacher_checkpoint=teacher_checkpoint,
+                           device=device)
         patches = open_training_patches(config, data_root=data_root)
         objective = objective.to(device)
         if config.channels_last:
