@@ -13,7 +13,7 @@ IMAGES = ["baby", "bird", "butterfly", "head", "woman"]
 TEACHER_PSNR = 31.0
 
 def make_run(root, rows, *, name, method, seed, psnr, val_psnr, teacher, weight=None, alpha=None, iterations=None,
-         curve=None):
+         curve=None, init=None, student_model=None):
     """One finished run: per-image Set5 scores, a metrics log (the validation curve) and its results row."""
     folder = root / "runs" / name
     (folder / "train").mkdir(parents=True)
@@ -24,7 +24,8 @@ def make_run(root, rows, *, name, method, seed, psnr, val_psnr, teacher, weight=
         "".join(json.dumps({"iteration": it, "loss": 0.1, "val_psnr": value}) + "\n" for it, value in log))
     rows.append({"run": name, "run_dir": f"runs/{name}", "profile": "cpu", "method": method, "weight": weight,
                  "alpha": alpha, "iterations": iterations or 3000, "seed": seed, "dataset": "Set5", "scale": 4,
-                 "psnr": float(np.mean(psnr)), "ssim": 0.8, "val_psnr": val_psnr, "teacher_run": str(teacher)})
+                 "psnr": float(np.mean(psnr)), "ssim": 0.8, "val_psnr": val_psnr, "teacher_run": str(teacher),
+                 **({"init": init} if init else {}), **({"student_model": student_model} if student_model else {})})
 
 
 def make_teacher(tmp_path):
@@ -100,5 +101,31 @@ def make_long_sweep(tmp_path, *, long_gain: float):
             make_run(root, rows, name=f"{method}-{iterations}-s{seed}", method=method, weight=weight, seed=seed,
                  iterations=iterations, teacher=teacher, val_psnr=val, curve=curve if iterations else None,
                  psnr=base + gain + noise.normal(0, 0.005, len(IMAGES)))
+    pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
+    return read_sweep(root)
+
+
+SETTING_ARMS = [  # (method, weight, init, student_model, test offset, validation PSNR)
+    ("none", None, None, None, 0.0, 27.0), ("kd", None, None, None, 0.1, 27.1), ("fakd", 100.0, None, None, 0.5, 27.5),
+    ("none", None, "teacher", None, 1.0, 27.9), ("none", None, "teacher-spaced", None, 0.8, 27.8),
+    ("kd", None, "teacher", None, 0.9, 27.85), ("fakd", None, "teacher", None, 0.95, 27.92),
+    ("fakd", 100.0, "teacher", None, 1.05, 27.95),
+    ("none", None, None, "rcan-cpu-student-narrow", -0.5, 26.5),
+    ("fitnet", 1.0, None, "rcan-cpu-student-narrow", -0.4, 26.6),
+    ("fakd", 100.0, None, "rcan-cpu-student-narrow", -0.2, 26.8)]
+
+
+def make_settings_sweep(tmp_path):
+    """The paper's student from scratch, the same student initialised from the teacher (first or spaced blocks)
+    and a narrower student, seeds 0-1 (``SETTING_ARMS``: each arm's test offset and validation PSNR)."""
+    teacher = make_teacher(tmp_path)
+    root, rows = tmp_path / "sweep", []
+    base = 28.0 + np.random.default_rng(4).normal(0, 1, len(IMAGES))
+    noise = np.random.default_rng(5)
+    for method, weight, init, student_model, offset, val in SETTING_ARMS:
+        for seed in (0, 1):
+            make_run(root, rows, name=f"{method}-w{weight}-{init}-{student_model}-s{seed}", method=method,
+                     weight=weight, seed=seed, teacher=teacher, init=init, student_model=student_model,
+                     psnr=base + offset + noise.normal(0, 0.01, len(IMAGES)), val_psnr=val + 0.001 * seed)
     pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
     return read_sweep(root)

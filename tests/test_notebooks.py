@@ -18,7 +18,7 @@ from fakd.study.locations import resolve_notebook
 from fakd.study.notebook_runner import run_notebook
 from fakd.study.pipeline import STUDY_STEPS, run_study
 from fakd.study.sweep import run_sweep
-from sweep_support import TEACHER_PSNR, make_fixed_sweep, make_long_sweep
+from sweep_support import TEACHER_PSNR, make_fixed_sweep, make_long_sweep, make_settings_sweep
 
 pytestmark = pytest.mark.slow  # the real notebooks in real kernels: minutes
 
@@ -176,3 +176,19 @@ def test_ablation_report_on_a_sweep_with_long_runs(tmp_path):
     assert f"| FAKD w=100, 12000 it. | 2 | {fakd:.2f} ± " in summary and share in summary
     assert (report.run_dir / "convergence_table.md").read_text() in summary
     assert_figures(report.run_dir, "convergence.png")
+
+
+def test_ablation_report_on_a_sweep_with_student_settings(tmp_path):
+    """05 on a sweep with students initialised from the teacher and a narrower student: a block per setting
+    with its own files, the block-choice table, and the best recipe across settings leading the comparison."""
+    make_settings_sweep(tmp_path)
+    report = run_notebook(resolve_notebook("05_ablation_report"), tmp_path / "report",
+                          {"sweep_dir": str(tmp_path / "sweep")})
+    summary = (report.run_dir / "summary.md").read_text()
+    for title in ("## The profile's student, from scratch", "## The profile's student, initialised from the teacher's "
+                  "weights", "## Student 10×8×16, from scratch", "## Which teacher blocks the student inherits"):
+        assert title in summary
+    assert summary.index("the best recipe for the profile's student") < summary.index("## The profile's student, from")
+    for slug in ("", "-init-teacher", "-rcan-cpu-student-narrow"):
+        assert (report.run_dir / f"comparison_table{slug}.md").read_text() in summary
+    assert_figures(report.run_dir, "weight_selection-init-teacher.png")

@@ -3,8 +3,9 @@
 Input: a ``fakd sweep`` folder of ``03_distill_student`` runs (``results.csv``: one row per run and
 test set, with the run's parameters; each run folder's ``per_image.csv``) and the teacher run the
 students were distilled from (its ``results.json``). A *configuration* is a method with its weight,
-distance p and taps (``fakd``, ``fakd w=1``, ``fakd p=2``, ``fakd taps=body.2``); its seeds are
-repeats. The baseline is the student trained without distillation (``none``).
+distance p and taps (``fakd``, ``fakd w=1``, ``fakd p=2``, ``fakd taps=body.2``) and the student's setting
+(its initialisation and model, ``fakd.analysis.student_settings``: "FAKD w=100, from teacher"); its seeds
+are repeats. The baseline is the student trained without distillation (``none``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 
 from fakd.analysis.plots import share_columns
 from fakd.analysis.results import PER_IMAGE_FILE, read_run_rows
+from fakd.analysis.student_settings import StudentSetting, setting_columns, setting_of
 from fakd.analysis.stats import format_mean_ci, gap_closed, paired_differences, paired_test, summarize_over_seeds
 from fakd.distill import METHODS
 from fakd.errors import FakdError
@@ -42,10 +44,10 @@ def _taps(value) -> list[str]:
 
 
 def configuration_label(method: str, *, weight=None, p=None, taps=None, alpha=None, iterations=None,
-                        default_iterations=None) -> str:
+                        default_iterations=None, setting: StudentSetting | None = None) -> str:
     """A short name of a student configuration: "FAKD", "FAKD w=1", "FAKD p=2", "FAKD taps=body.2",
     "output KD α=0.909" (α other than the default 0.5), "FAKD w=100, 12000 it." (a run longer or shorter
-    than ``default_iterations``)."""
+    than ``default_iterations``), "no KD, from teacher" (a student ``setting`` other than the paper's)."""
     label = METHOD_NAMES.get(method, method)
     if _present(weight) and float(weight) != default_weight(method):
         label += f" w={float(weight):g}"
@@ -57,7 +59,7 @@ def configuration_label(method: str, *, weight=None, p=None, taps=None, alpha=No
         label += " taps=" + "+".join(_taps(taps))
     if _present(iterations) and _present(default_iterations) and int(iterations) != int(default_iterations):
         label += f", {int(iterations)} it."
-    return label
+    return label + (setting.suffix if setting is not None else "")
 
 
 def effective_weight(method: str, weight) -> float | None:
@@ -98,9 +100,11 @@ def read_sweep(sweep_dir: str | Path) -> pd.DataFrame:
     for name in ("weight", "p", "taps", "alpha", "iterations"):
         if name not in table.columns:
             table[name] = None
+    table = setting_columns(table)
     table["default_iterations"] = [_profile_iterations(profile) for profile in table.get("profile", [None] * len(table))]
     table["label"] = [configuration_label(row.method, weight=row.weight, p=row.p, taps=row.taps, alpha=row.alpha,
-                                          iterations=row.iterations, default_iterations=row.default_iterations)
+                                          iterations=row.iterations, default_iterations=row.default_iterations,
+                                          setting=setting_of(row))
                       for row in table.itertuples()]
     table["weight_used"] = [effective_weight(row.method, row.weight) for row in table.itertuples()]
     table["run_path"] = [str((sweep_dir / run_dir).resolve()) for run_dir in table["run_dir"]]

@@ -19,6 +19,7 @@ from fakd.analysis.fair_comparison import BASELINE_ORDER, comparison_table
 from fakd.analysis.figures import plt
 from fakd.analysis.results import read_run_rows
 from fakd.analysis.stats import paired_differences, paired_test
+from fakd.analysis.student_settings import setting_of
 from fakd.errors import FakdError
 from fakd.train.runs import training_metrics
 
@@ -29,7 +30,8 @@ def long_runs(sweep: pd.DataFrame) -> pd.DataFrame:
     runs = sweep.drop_duplicates("run")
     longer = runs[[_longer(row.iterations, row.default_iterations) for row in runs.itertuples()]].copy()
     longer["short_label"] = [configuration_label(row.method, weight=row.weight, p=row.p, taps=row.taps,
-                                                 alpha=row.alpha) for row in longer.itertuples()]
+                                                 alpha=row.alpha, setting=setting_of(row))
+                             for row in longer.itertuples()]
     return longer
 
 
@@ -181,3 +183,35 @@ def convergence_table(sweep: pd.DataFrame, longer: pd.DataFrame, *, teacher: pd.
                        effective=pd.to_numeric(arms["weight"], errors="coerce").fillna(1.0))
     rows = [(row.label, row.label, row.method) for row in arms.sort_values(["rank", "effective"]).itertuples()]
     return comparison_table(table, rows, teacher=teacher, scale=scale)
+
+
+def convergence_markdown(sweep: pd.DataFrame, per_image: pd.DataFrame, *, teacher: pd.DataFrame | None, scale: int,
+                         baseline: str, references: list[str], run_dir, slug: str = "", title: str = "") -> str:
+    """The convergence section of one student setting's runs (``sweep``): its curves, gap closed and gain
+    changes saved in ``run_dir`` (file names end in ``slug``), and the verdict with the long runs' table;
+    "" when the setting has no long runs."""
+    from fakd.analysis.figures import save_figure
+    from fakd.analysis.tables import to_markdown
+
+    longer = long_runs(sweep)
+    if longer.empty:
+        return ""
+    curves = validation_curves(longer)
+    teacher_val = teacher_validation_psnr(sweep)
+    gaps = baseline_gaps(curves, longer, baseline=baseline, teacher_val=teacher_val)
+    curves.to_csv(run_dir / f"convergence_curves{slug}.csv", index=False)
+    gaps.to_csv(run_dir / f"convergence_gap_closed{slug}.csv", index=False)
+    save_figure(convergence_figure(curves, gaps, teacher_val=teacher_val,
+                                   title=f"Long runs{f' ({title})' if title else ''}: validation PSNR and gap closed "
+                                         "vs iteration"),
+                run_dir / f"convergence{slug}.png")
+    changes = gain_changes(per_image, longer, references=references)
+    changes.to_csv(run_dir / f"convergence_gains{slug}.csv", index=False)
+    text = (f"## Convergence: {title}\n\n" if title else "") + convergence_verdict(changes)
+    long_table = convergence_table(sweep, longer, teacher=teacher, scale=scale, baseline=baseline)
+    if not long_table.empty:
+        (run_dir / f"convergence_table{slug}.md").write_text(to_markdown(long_table) + "\n")
+        text += ("\nThe long runs in the paper's layout (gap closed against the long run without KD):\n\n"
+                 + to_markdown(long_table) + "\n")
+    return text
+

@@ -3,8 +3,12 @@
 Rows in the paper's layout — teacher, student without KD, each KD method at its validation-chosen
 weight (``fakd.analysis.selection``), FAKD as run for the paper (w = 1) and FAKD at its chosen weight —
 with PSNR / SSIM mean ± 95% CI over seeds per test set, the share of the teacher–student gap each
-closes next to the paper's published shares, paired per-image tests against tuned output KD, and a
-verdict written from those numbers.
+closes next to the paper's published shares, paired per-image tests against the strongest baseline of
+the table, and a verdict written from those numbers that names the best recipe.
+
+A sweep that trains students in several settings (``fakd.analysis.student_settings``: initialised from
+the teacher's weights, a narrower student) gets one such table per setting, its weights chosen within the
+setting, gap closed against the same student model trained from scratch without KD.
 """
 
 from __future__ import annotations
@@ -15,20 +19,23 @@ import pandas as pd
 
 from fakd.analysis.selection import chosen_labels
 from fakd.analysis.stats import format_mean_ci, paired_differences, paired_test
+from fakd.analysis.student_settings import StudentSetting
+from fakd.distill.methods import METHODS
 
 # Share of the teacher–student gap FAKD closes in the paper (He et al. 2020, RCAN teacher → student,
 # PSNR): (FAKD − student) / (teacher − student) on Set5 / Set14 / B100.
 PUBLISHED_FAKD_SHARES = {4: {"Set5": 0.44, "Set14": 0.37, "B100": 0.39},
                          2: {"Set5": 0.46, "Set14": 0.38, "B100": 0.39}}
-BASELINE_ORDER = ("kd", "fitnet", "at", "fsp", "ca")
+BASELINE_ORDER = tuple(name for name in METHODS if name not in ("none", "fakd"))  # the registry's order
 STUDENT_ROW = "student (no KD)"
 PAPER_FAKD_ROW = "FAKD w=1 (as run for the paper)"
 
 
-def comparison_rows(candidates: pd.DataFrame) -> list[tuple[str, str, str]]:
+def comparison_rows(candidates: pd.DataFrame, *, setting: StudentSetting = StudentSetting()) -> list[tuple[str, str, str]]:
     """(row name, configuration label, method) in the paper's order; chosen weights named in the row, a choice
     made before the method's weight search finished marked provisional, one made at another scale
-    (``fixed_choices``) named for it."""
+    (``fixed_choices``) named for it. For a ``setting`` other than its reference (a student initialised from
+    the teacher), the reference student without KD comes first, then the setting's own student without KD."""
     chosen = chosen_labels(candidates)
     final = candidates.groupby("method")["complete"].all().to_dict() if not candidates.empty else {}
     elsewhere = candidates["chosen_at"].iloc[0] if "chosen_at" in candidates and not candidates.empty else None
@@ -38,12 +45,24 @@ def comparison_rows(candidates: pd.DataFrame) -> list[tuple[str, str, str]]:
             return f"{chosen[method]} (chosen at {elsewhere})"
         return f"{chosen[method]} ({'chosen' if final.get(method) else 'provisional choice'})"
 
-    rows = [(STUDENT_ROW, "no KD", "none")]
+    reference_label = "no KD" + setting.reference.suffix
+    rows = [(STUDENT_ROW + setting.reference.suffix, reference_label, "none")]
+    if setting != setting.reference:
+        rows.append((f"no KD{setting.suffix}", f"no KD{setting.suffix}", "none"))
     rows += [(name(method), chosen[method], method) for method in BASELINE_ORDER if method in chosen]
-    rows.append((PAPER_FAKD_ROW, "FAKD", "fakd"))
-    if "fakd" in chosen and chosen["fakd"] != "FAKD":
+    paper_label = "FAKD" + setting.suffix
+    if set(candidates.get("label", [])) & {paper_label}:
+        rows.append((PAPER_FAKD_ROW + setting.suffix, paper_label, "fakd"))
+    if "fakd" in chosen and chosen["fakd"] != paper_label:
         rows.append((name("fakd"), chosen["fakd"], "fakd"))
     return rows
+
+
+def strongest_baseline(table: pd.DataFrame, rows: list[tuple[str, str, str]]) -> str | None:
+    """The label of the non-FAKD row with the highest PSNR averaged over the test sets (None without one)."""
+    labels = [label for _, label, method in rows if method != "fakd"]
+    shown = table[table["label"].isin(labels)]
+    return None if shown.empty else shown.groupby("label")["psnr"].mean().idxmax()
 
 
 def _cell(frame: pd.DataFrame) -> str:
@@ -61,7 +80,8 @@ def _share_text(share: float, published: float | None) -> str:
 def comparison_table(table: pd.DataFrame, rows: list[tuple[str, str, str]], *, teacher: pd.DataFrame | None,
                      scale: int) -> pd.DataFrame:
     """The paper-format table: one row per entry of ``rows`` (plus the teacher first), "PSNR / SSIM" per test
-    set, seeds, and "gap closed" per test set with the paper's share beside FAKD's rows.
+    set, seeds, and "gap closed" per test set (every row but the first, the no-KD reference it is measured
+    from) with the paper's share beside FAKD's rows.
 
     ``table``: ``fakd.analysis.ablation.ablation_table`` against no KD (label, dataset, psnr, psnr_ci, ssim,
     ssim_ci, seeds, gap_closed).
@@ -74,13 +94,14 @@ def comparison_table(table: pd.DataFrame, rows: list[tuple[str, str, str]], *, t
             dataset: f"{cells.loc[dataset, 'psnr']:.2f} / {cells.loc[dataset, 'ssim']:.4f}"
             for dataset in datasets if dataset in cells.index}})
     published = PUBLISHED_FAKD_SHARES.get(int(scale), {})
+    reference = rows[0][1] if rows and rows[0][2] == "none" else None  # the row the gap is measured from
     for name, label, method in rows:
         mine = table[table["label"] == label]
         line = {"method": name, "seeds": int(mine["seeds"].min()) if not mine.empty else 0}
         for dataset in datasets:
             here = mine[mine["dataset"] == dataset]
             line[dataset] = _cell(here)
-            if method != "none":
+            if label != reference:
                 share = float(here["gap_closed"].iloc[0]) if not here.empty else float("nan")
                 line[f"gap {dataset}"] = _share_text(share, published.get(dataset) if method == "fakd" else None)
         lines.append(line)
@@ -108,30 +129,34 @@ def best_per_dataset(table: pd.DataFrame, labels: list[str]) -> dict[str, str]:
 
 
 def comparison_verdict(table: pd.DataFrame, tests: pd.DataFrame, rows: list[tuple[str, str, str]], *,
-                       scale: int, reference: str) -> str:
-    """Sentences from the numbers: the best student per test set, the chosen FAKD against tuned output KD
-    (paired per image) and against the best other baseline, and its gap share next to the paper's."""
-    labels = [label for _, label, method in rows if method != "none"]
-    fakd = [label for _, label, method in rows if method == "fakd"][-1]
+                       scale: int, reference: str, title: str = "") -> str:
+    """Sentences from the numbers: the best recipe per test set (every row of the table competes, no KD
+    included), the chosen FAKD against ``reference`` — the table's strongest baseline — paired per image, and
+    FAKD's gap share next to the paper's."""
+    labels = [label for _, label, _ in rows]
+    fakd_rows = [label for _, label, method in rows if method == "fakd"]
     best = best_per_dataset(table, labels)
-    lines = [f"### ×{scale}: which method wins?", ""]
+    lines = [f"### ×{scale}{f', {title}' if title else ''}: which recipe wins?", ""]
     winners = sorted(set(best.values()))
-    if winners == [fakd]:
-        lines.append(f"**{fakd}** has the highest PSNR of all students on every test set ({', '.join(best)}).")
+    if len(winners) == 1:
+        lines.append(f"**{winners[0]}** has the highest PSNR of all students on every test set ({', '.join(best)}).")
     else:
         lines.append("Highest PSNR per test set: " + "; ".join(f"{d}: **{w}**" for d, w in best.items()) + ".")
+    if not fakd_rows:
+        return "\n".join(lines) + "\n"
+    fakd = fakd_rows[-1]
+    lines.append(f"The strongest baseline of this table (highest PSNR averaged over the test sets) is **{reference}**.")
     for dataset in best:
         here = table[table["dataset"] == dataset].set_index("label")
+        if fakd not in here.index:
+            lines.append(f"- {dataset}: –")
+            continue
+        text = f"- {dataset}: {fakd} {here.loc[fakd, 'psnr']:.3f} dB"
         test = tests[(tests["label"] == fakd) & (tests["dataset"] == dataset)]
-        others = [label for label in labels if label not in (fakd, "FAKD") and label in here.index]
-        text = f"- {dataset}: {fakd} {here.loc[fakd, 'psnr']:.3f} dB" if fakd in here.index else f"- {dataset}: –"
-        if not test.empty and fakd in here.index:
+        if not test.empty:
             t = test.iloc[0]
             text += (f"; vs {reference} {t['mean']:+.3f} dB per image, ahead on {t['wins']} of {t['n']} "
                      f"(paired t-test p {_p(t['t_p'])}, Wilcoxon p {_p(t['wilcoxon_p'])})")
-        if others and fakd in here.index:
-            rival = max(others, key=lambda label: here.loc[label, "psnr"])
-            text += f"; vs the best other baseline ({rival}) {here.loc[fakd, 'psnr'] - here.loc[rival, 'psnr']:+.3f} dB"
         lines.append(text + ".")
     lines += ["", _share_sentence(table, fakd=fakd, scale=scale)]
     return "\n".join(lines) + "\n"
