@@ -81,3 +81,19 @@ def make_teacher_rows():
     import pandas as pd
 
     return pd.DataFrame([{"dataset": "Set5", "psnr": TEACHER_PSNR, "ssim": 0.88}])
+
+
+def test_gap_bars_are_the_tables_shares_with_the_psnr_interval_scaled_by_the_gap(sweep):
+    from fakd.analysis.gap_figure import gap_bars, gap_closed_figure
+
+    per_image = read_per_image(sweep)
+    sections = [setting_section(sweep, per_image, make_teacher_rows(), setting=FROM_TEACHER, scale=4)]
+    bars = gap_bars(sections).set_index("row")
+    assert "student (no KD)" not in bars.index  # the reference is 0% by definition
+    runs = sweep[sweep["label"] == "no KD, from teacher"]["psnr"].to_numpy()
+    none = _mean_psnr(sweep, "no KD")
+    half_width = stats.t.ppf(0.975, len(runs) - 1) * runs.std(ddof=1) / np.sqrt(len(runs))
+    row = bars.loc["no KD, from teacher"]
+    assert row["gap"] == pytest.approx(100 * (runs.mean() - none) / (TEACHER_PSNR - none))
+    assert row["gap_ci"] == pytest.approx(100 * half_width / (TEACHER_PSNR - none))
+    assert gap_closed_figure(sections, scale=4, title="t") is not None

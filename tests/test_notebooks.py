@@ -191,4 +191,6 @@ def test_ablation_report_on_a_sweep_with_student_settings(tmp_path):
     assert summary.index("the best recipe for the profile's student") < summary.index("## The profile's student, from")
     for slug in ("", "-init-teacher", "-rcan-cpu-student-narrow"):
         assert (report.run_dir / f"comparison_table{slug}.md").read_text() in summary
-    assert_figures(report.run_dir, "weight_selection-init-teacher.png")
+    assert_figures(report.run_dir, "weight_selection-init-teacher.png", "gap_closed.png")
+    lead = (report.run_dir / "lead.md").read_text()
+    assert lead.index("the best recipe for the profile's student") < lead.index("initialised from the teacher's weights**")

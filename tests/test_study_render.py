@@ -51,3 +51,15 @@ def test_report_markdown_has_headline_links_and_provenance(tmp_path):
     assert "- Sweep: 1 failed" in text
     assert "FAKD beat the baseline by 0.2 dB." in text
     assert "- git commit: `abc123`" in text
+
+
+def test_the_report_leads_with_the_gap_figure_and_the_paper_tables(tmp_path):
+    headline = pd.DataFrame({"model": ["student"], "Set5": ["31.00 / 0.8800"]})
+    figure = tmp_path / "figures" / "ablation" / "gap_closed.png"
+    text = report_markdown(tmp_path, title="Study", headline=headline, summary="## Long verdict",
+                           entries=[ReportEntry("primer")], lead="| method | Set5 |\n|---|---|\n| FAKD | 30.5 |",
+                           lead_figures=[figure], figures=[tmp_path / "figures" / "ablation" / "other.png"])
+    order = [text.index(part) for part in ("![gap_closed](figures/ablation/gap_closed.png)", "| FAKD | 30.5 |",
+                                           "## Every configuration", "| student | 31.00", "## Long verdict",
+                                           "![other](figures/ablation/other.png)")]
+    assert order == sorted(order)

@@ -143,3 +143,13 @@ def save_section(section: SettingSection, run_dir, *, scale: int, tuned: bool) -
         title = f"×{scale}, {section.setting.title.lower()}: validation PSNR vs weight (ring: chosen)"
         save_figure(weight_selection_figure(section.candidates, title=title),
                     run_dir / f"weight_selection{section.slug}.png")
+
+
+def lead_markdown(sections: list[SettingSection], per_image: pd.DataFrame, *, scale: int) -> str:
+    """What a report shows first, under the gap-closed figure: the best recipe per student model and each
+    setting's paper-format table (the verdicts and everything else follow further down)."""
+    parts = [best_recipe_markdown(sections, per_image, scale=scale)]
+    for section in sections:
+        parts.append(f"**×{scale}, {section.setting.title.lower()}** (PSNR / SSIM on Y, mean ± 95% CI over seeds; "
+                     f"gap closed against {section.rows[0][0]}):\n\n{to_markdown(section.shown)}\n")
+    return "\n".join(part for part in parts if part.strip())

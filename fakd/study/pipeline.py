@@ -59,6 +59,7 @@ STUDY_GRIDS = {"smoke": "smoke.yaml", "demo": "demo.yaml", "cpu": "cpu_ablation.
 # Profiles whose teacher is a shipped model, adopted instead of trained.
 SHIPPED_TEACHERS = {"demo": "rcan-cpu-teacher-x4"}
 SUMMARY_FILE = "summary.md"
+LEAD_FILE, LEAD_FIGURE = "lead.md", "gap_closed.png"  # what the ablation step puts first in the report
 HEADLINE_COLUMNS = ("model", "dataset", "scale", "psnr", "ssim")
 
 
@@ -386,8 +387,11 @@ def _write_report(steps, entries, context: StudyContext, *, figures, provenance,
     """index.html and README.md in the context's (staging) report folder."""
     # Results of earlier runs may still lie in a step's folder: use them only if the step succeeded now.
     succeeded = {step.name for step, entry in zip(steps, entries) if entry.status in ("done", "reused")}
-    summary_path = context.run_dir("ablation") / SUMMARY_FILE
-    summary = summary_path.read_text() if "ablation" in succeeded and summary_path.is_file() else ""
+    ablation = context.run_dir("ablation")
+    summary, lead = ((ablation / name).read_text() if "ablation" in succeeded and (ablation / name).is_file() else ""
+                     for name in (SUMMARY_FILE, LEAD_FILE))
     headline = _headline(context) if "compare" in succeeded else None
+    lead_figures = [figure for figure in figures if Path(figure).name == LEAD_FIGURE and "ablation" in succeeded]
     return write_report(context.report_dir, title=f"FAKD study ({context.profile} profile)", entries=entries,
-                        headline=headline, summary=summary, figures=figures, provenance=provenance, home=home)
+                        headline=headline, summary=summary, figures=[f for f in figures if f not in lead_figures],
+                        provenance=provenance, home=home, lead=lead, lead_figures=lead_figures)

@@ -2,7 +2,8 @@
 
 The HTML pages are nbconvert's ``lab`` template with figures embedded (as palette PNGs, see
 ``fakd.study.compact``), so each page stands alone. The
-index and the README show the same things: the title, a headline table, a short summary, one line per
+index and the README show the same things: the title, first the lead (the gap-closed figure and the
+paper-format tables), then the table of every configuration, the verdicts, the other figures, one line per
 notebook (linked) and the provenance (command, profile, commit, time) that docs/design.md asks every result
 to state.
 """
@@ -90,19 +91,23 @@ def _headline_markdown(headline: pd.DataFrame | str | None) -> str:
 
 def report_markdown(out_dir: Path, *, title: str, entries: list[ReportEntry], headline=None,
                     summary: str = "", figures: list[Path] = (), provenance: dict | None = None,
-                    home: Path | None = None) -> str:
+                    home: Path | None = None, lead: str = "", lead_figures: list[Path] = ()) -> str:
     """The report as Markdown, with links relative to ``out_dir``: the title, the profile's caveat (if
     any), a link to the hand-written analysis (if ``home``, the folder the report is published into —
-    default ``out_dir`` — has one), the headline, summary, figures, notebooks and provenance."""
+    default ``out_dir`` — has one), the lead (``lead_figures`` and ``lead``: what a reader sees first), the
+    headline table of every configuration, summary, figures, notebooks and provenance."""
     lines = [f"# {title}", ""]
     caveat = PROFILE_CAVEATS.get(str((provenance or {}).get("profile")))
     if caveat:
         lines += [f"> {caveat}", ""]
     if (Path(home or out_dir) / ANALYSIS_FILE).is_file():
         lines += [f"The analysis — what held, what did not, and why — is in [{ANALYSIS_FILE}]({ANALYSIS_FILE}).", ""]
+    lines += [f"![{Path(figure).stem}]({_link(figure, out_dir)})" for figure in lead_figures]
+    if lead.strip():
+        lines += ["", lead.strip(), ""]
     table = _headline_markdown(headline)
     if table:
-        lines += [table, ""]
+        lines += (["## Every configuration", ""] if lead.strip() or lead_figures else []) + [table, ""]
     if summary.strip():
         lines += [summary.strip(), ""]
     if figures:
@@ -143,19 +148,20 @@ code {{ background: #f3f3f3; padding: 0 0.2rem; }}
 
 def write_report(out_dir: Path, *, title: str, entries: list[ReportEntry], headline=None, summary: str = "",
                  figures: list[Path] = (), provenance: dict | None = None,
-                 home: Path | None = None) -> tuple[Path, Path]:
+                 home: Path | None = None, lead: str = "", lead_figures: list[Path] = ()) -> tuple[Path, Path]:
     """Write ``index.html`` and ``README.md`` into ``out_dir``; returns their paths.
 
     ``home``: the folder the report will be published into, when ``out_dir`` is a staging folder.
     ``headline``: a DataFrame (its first column or index labels the rows) or ready Markdown text;
-    ``summary``: Markdown shown under it; ``figures``: image files inside ``out_dir`` shown inline.
+    ``summary``: Markdown shown under it; ``figures``: image files inside ``out_dir`` shown inline;
+    ``lead``/``lead_figures``: Markdown and images shown before everything else.
     """
     from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown = report_markdown(out_dir, title=title, entries=entries, headline=headline, summary=summary,
-                               figures=figures, provenance=provenance, home=home)
+                               figures=figures, provenance=provenance, home=home, lead=lead, lead_figures=lead_figures)
     readme = out_dir / README_FILE
     readme.write_text(markdown, encoding="utf-8")
     index = out_dir / INDEX_FILE
