@@ -154,7 +154,9 @@ class DistillationObjective(nn.Module):
 
     def prepare(self, student_features: Mapping[str, Tensor],
                 teacher_features: Mapping[str, Tensor]) -> None:
-        """Build FitNet adapters from sample features; call before creating the optimiser."""
+        """Build FitNet adapters from sample features, then compute every term once on them, so that maps a
+        method cannot compare (FSP or CA across widths) are one FakdError before a run writes anything; call
+        before creating the optimiser."""
         for term in self.terms:
             for loss, (s_tap, t_tap) in zip(self.losses[term.label], self._pairs(term)):
                 if isinstance(loss, FitNetLoss):
@@ -163,6 +165,9 @@ class DistillationObjective(nn.Module):
                     loss.build_adapter(student.shape[1], teacher.shape[1])
                     if loss.adapter is not None:
                         loss.adapter.to(device=student.device, dtype=student.dtype)
+        for term in self.terms:  # (the trainer calls this under no_grad, on one image)
+            for loss, pair in zip(self.losses[term.label], self._pairs(term)):
+                self._pair_loss(term, loss, pair, student_features, teacher_features)
 
     def forward(self, *, student_sr: Tensor, hr: Tensor, teacher_sr: Tensor | None = None,
                 student_features: Mapping[str, Tensor] | None = None,
