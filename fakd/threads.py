@@ -33,6 +33,7 @@ from fakd.errors import FakdError
 
 SAMPLE_SECONDS = 0.25  # long enough for ~25 scheduler ticks per core, short enough not to slow a command's start
 PROC_STAT = "/proc/stat"
+REQUESTED = "--threads"  # the reason of a count the user gave on the command line
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class ThreadChoice:
 
     def __str__(self) -> str:
         plural = "" if self.threads == 1 else "s"
+        if self.reason == REQUESTED:
+            return f"{self.threads} torch thread{plural} (as {REQUESTED} asked)"
         return f"{self.threads} torch thread{plural} ({self.reason}; --threads N overrides)"
 
 
@@ -130,7 +133,7 @@ def choose_threads(requested: int | None = None, *, configured: int = 0, workers
     if requested is not None:
         if requested < 1:
             raise FakdError(f"--threads must be a whole number ≥ 1, got {requested}")
-        return ThreadChoice(requested, "--threads")
+        return ThreadChoice(requested, REQUESTED)
     if configured:
         return ThreadChoice(int(configured), "the run config's threads setting")
     from_environment = _environment_threads(os.environ if environ is None else environ)

@@ -89,7 +89,7 @@ def test_a_thread_count_below_one_is_a_user_error():
 def test_use_threads_sets_torch_and_says_so(keep_torch_threads, capsys):
     assert use_threads(1, command="fakd test").threads == 1
     assert torch.get_num_threads() == 1
-    assert capsys.readouterr().out.strip() == "fakd test: 1 torch thread (--threads; --threads N overrides)"
+    assert capsys.readouterr().out.strip() == "fakd test: 1 torch thread (as --threads asked)"
 
 
 def test_kernels_get_the_chosen_count(monkeypatch):
@@ -107,5 +107,13 @@ def test_the_cli_takes_threads_and_refuses_zero(keep_torch_threads, tmp_path, ca
     assert "--threads" in capsys.readouterr().err
     code = main(["evaluate", "--model", "bicubic", "--dataset", "skimage-test", "--scale", "4", "--threads", "1"])
     assert code == 0
-    assert "fakd evaluate: 1 torch thread (--threads;" in capsys.readouterr().out
+    assert "fakd evaluate: 1 torch thread (as --threads asked)" in capsys.readouterr().out
     assert torch.get_num_threads() == 1
+
+
+def test_train_credits_the_flag_not_the_config(keep_torch_threads, tmp_path, capsys):
+    args = ["train", "--role", "student", "--config", "smoke", "--set", "student.iterations=1", "--no-progress"]
+    assert main([*args, "--threads", "1", "--out", str(tmp_path / "flag")]) == 0
+    assert "fakd train: 1 torch thread (as --threads asked)" in capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path / "profile")]) == 0  # the smoke profile fixes threads: 1
+    assert "fakd train: 1 torch thread (the run config's threads setting; --threads N overrides)" in capsys.readouterr().out

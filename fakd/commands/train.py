@@ -46,7 +46,8 @@ def load_config(args: argparse.Namespace):
     if args.threads:
         overrides.append(f"threads={args.threads}")
     config = load_run_config(args.config, overrides)
-    use_threads(configured=config.threads, command=f"fakd {args.command}", quiet=not ranks_from_environment().is_main)
+    use_threads(args.threads or None, configured=config.threads, command=f"fakd {args.command}",
+                quiet=not ranks_from_environment().is_main)
     return config
 
 
