@@ -179,19 +179,51 @@ def test_a_study_notebooks_students_share_the_teacher_run_folders_cache(tmp_path
     assert caches[0]["stored"] == ITERATIONS and caches[1]["hits"] == caches[2]["hits"] == ITERATIONS
 
 
-def test_fakd_study_says_where_the_cache_lies_and_how_big_it_is(tmp_path, capsys):
+def test_fakd_study_says_where_the_cache_lies_how_big_it_is_and_what_it_freed(tmp_path, capsys):
     from fakd.commands.study import print_teacher_cache
 
-    print_teacher_cache(tmp_path / "teacher")
+    print_teacher_cache(tmp_path / "teacher", freed=0)
     assert capsys.readouterr().out == ""  # no cache (a profile without it): nothing said
     chunk = tmp_path / "teacher" / "teacher-outputs" / "0123" / "chunk-000000.pt"
     chunk.parent.mkdir(parents=True)
     chunk.write_bytes(b"")
     os.truncate(chunk, 300_000_000)  # sparse: its size without the disk
-    print_teacher_cache(tmp_path / "teacher")
+    print_teacher_cache(tmp_path / "teacher", freed=8_000_000_000)
     line = capsys.readouterr().out.strip()
-    assert "take 0.3 GB in" in line and str(tmp_path / "teacher" / "teacher-outputs") in line
+    assert str(tmp_path / "teacher" / "teacher-outputs") in line and ": 0.3 GB used, 8.0 GB freed by this study" in line
     assert chunk.stat().st_size == 300_000_000  # said, not deleted
+
+
+def _fake_entry(root: Path, name: str, *, seed: int, chunks: int, size: int = 1000) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "key.json").write_text(json.dumps({"seed": seed}))
+    for index in range(chunks):
+        (folder / f"chunk-{index:06d}.pt").write_bytes(b"x" * size)
+    return folder
+
+
+def test_pruning_a_seed_deletes_only_its_own_entries(tmp_path):
+    root = tmp_path / "teacher-outputs"
+    zero, one = _fake_entry(root, "aaaa", seed=0, chunks=3), _fake_entry(root, "bbbb", seed=1, chunks=2)
+    mine = _fake_entry(root, "cccc", seed=0, chunks=1)
+    (mine / "notes.txt").write_text("the user's")  # not fakd's: kept, and so is its folder
+    (root / "foreign").mkdir()
+    (root / "foreign" / "key.json").write_text("not json")
+    assert teacher_cache.cache_usage(root) == 6000
+    assert teacher_cache.prune_seeds(root, [0]) == 4000
+    assert not zero.exists() and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in one.iterdir()) == ["chunk-000000.pt", "chunk-000001.pt", "key.json"]
+    assert (root / "foreign" / "key.json").read_text() == "not json"
+    assert teacher_cache.cache_usage(root) == 2000 and teacher_cache.prune_seeds(tmp_path / "absent", [0]) == 0
+
+
+def test_storing_stops_at_the_cap_and_the_run_goes_on(tmp_path, smoke_teacher):
+    _fake_entry(tmp_path / "cache", "other", seed=5, chunks=1, size=10_000)  # another key already fills it
+    with pytest.warns(RuntimeWarning, match=r"storing stopped \(the cache holds 0.0 GB, its cap is 1e-05 GB"):
+        live, summary = _distill(tmp_path / "capped", smoke_teacher, tmp_path / "cache", "teacher_cache_gb=0.00001")
+    assert summary["final_iteration"] == ITERATIONS and summary["teacher_cache"]["stored"] == 0
+    assert not list(Path(summary["teacher_cache"]["folder"]).glob("chunk-*.pt"))
 
 
 def test_a_run_folder_from_before_the_speed_switches_still_resumes(tmp_path, smoke_teacher):

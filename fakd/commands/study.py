@@ -92,17 +92,17 @@ def run(args: argparse.Namespace) -> int:
               f"partial report is {report.index}", file=sys.stderr)
         return 1
     print(f"study: report in {report.index} and {report.readme}")
-    print_teacher_cache(runs_dir / "teacher")
+    print_teacher_cache(runs_dir / "teacher", freed=report.cache_freed)
     return 0
 
 
-def print_teacher_cache(teacher_run: Path) -> None:
-    """Where the students' shared teacher outputs lie and their size: fakd's own files, kept for a
-    later extension of the study (more seeds reuse them) until the user deletes them."""
+def print_teacher_cache(teacher_run: Path, *, freed: int) -> None:
+    """The space the students' shared teacher outputs use now and what the study freed as seeds finished
+    (the entries of an unfinished seed are kept: the next invocation reads them)."""
     from fakd.train.runs import TEACHER_CACHE_FOLDER
+    from fakd.train.teacher_cache import cache_usage
 
     folder = teacher_run / TEACHER_CACHE_FOLDER
-    if folder.is_dir():
-        size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
-        print(f"study: the teacher's outputs shared by the students take {size / 1e9:.1f} GB in {folder} "
-              f"(fakd.train.teacher_cache); delete that folder to reclaim the space")
+    if folder.is_dir() or freed:
+        print(f"study: teacher cache {folder}: {cache_usage(folder) / 1e9:.1f} GB used, {freed / 1e9:.1f} GB freed "
+              f"by this study as seeds finished (fakd.train.teacher_cache)")

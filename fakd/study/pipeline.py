@@ -23,6 +23,7 @@ between steps (``teacher_run_dir``, ``sweep_dir``) are always passed.
 
 import json
 import shutil
+from collections import Counter
 import sys
 import time
 from collections.abc import Callable
@@ -34,6 +35,8 @@ from pathlib import Path
 import pandas as pd
 
 from fakd.train.config import PROFILES, load_run_config
+from fakd.train.runs import TEACHER_CACHE_FOLDER
+from fakd.train.teacher_cache import prune_seeds
 from fakd.errors import FakdError
 from fakd.paths import check_output_folder
 from fakd.analysis.results import default_test_sets
@@ -74,6 +77,7 @@ class StudyContext:
     device: str | None = None
     archive: Path | None = None
     render_only: bool = False  # train nothing: finished training runs only (``fakd study --render-only``)
+    cache_freed: dict = field(default_factory=dict, compare=False)  # seed -> bytes of teacher cache deleted
 
     def run_dir(self, step: str) -> Path:
         return self.runs_dir / step
@@ -137,6 +141,7 @@ class StudyReport:
     index: Path
     readme: Path
     entries: list[ReportEntry] = field(default_factory=list)
+    cache_freed: int = 0  # bytes of teacher cache deleted as seeds finished
     failure: str | None = None  # then index/readme are the partial report's; the previous one is untouched
 
 
@@ -202,14 +207,24 @@ def _model_points(grid) -> set[str]:
 
 
 def _sweep_callback(grid, context: StudyContext, *, archived: bool, progress: bool):
-    """Per finished point: archive it (training steps) and print a progress line."""
+    """Per finished point: archive it (training steps), print a progress line, and once every point of its
+    seed has finished, delete that seed's teacher outputs from the cache (``fakd.train.teacher_cache``)."""
     keep_model = _model_points(grid)
+    left = Counter(int(point.parameters.get("seed", 0)) for point in grid.points)
 
     def on_outcome(outcome, finished: int, total: int) -> None:
         if archived and outcome.status in ("done", "reused"):
             context.keep(outcome.run_dir, keep_model=outcome.point.key in keep_model)
         if progress:
             print_outcome(outcome, finished, total)
+        seed = int(outcome.point.parameters.get("seed", 0))
+        left[seed] -= outcome.status in ("done", "reused")
+        if left[seed] == 0 and not context.render_only:
+            freed = prune_seeds(context.run_dir("teacher") / TEACHER_CACHE_FOLDER, [seed])
+            context.cache_freed[seed] = context.cache_freed.get(seed, 0) + freed
+            if progress and freed:
+                print(f"study: every run of seed {seed} has finished: its teacher outputs deleted from the cache "
+                      f"({freed / 1e9:.1f} GB freed)", flush=True)
 
     return on_outcome
 
@@ -318,11 +333,13 @@ def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str 
     index, readme = _write_report(steps, entries, context, figures=figures, provenance=provenance,
                                   home=Path(report_dir))
     write_marker(context.report_dir, identity=identity, provenance=provenance)
+    freed = sum(context.cache_freed.values())
     if failure is not None:
-        return StudyReport(index=index, readme=readme, entries=entries, failure=failure)
+        return StudyReport(index=index, readme=readme, entries=entries, failure=failure, cache_freed=freed)
     publish(context.report_dir, Path(report_dir))
     clock.timed("report", writing)
-    return StudyReport(index=Path(report_dir) / index.name, readme=Path(report_dir) / readme.name, entries=entries)
+    return StudyReport(index=Path(report_dir) / index.name, readme=Path(report_dir) / readme.name, entries=entries,
+                       cache_freed=freed)
 
 
 def _estimate_lines(steps, context: StudyContext, *, workers: int) -> list[str]:

@@ -115,6 +115,7 @@ class RunConfig:
     compile: bool = False  # torch.compile the trained model (inductor, CPU or CUDA; first steps slow)
     channels_last: bool = False  # channels-last memory layout for student, teacher and batches
     teacher_cache: bool = False  # share the frozen teacher's outputs between runs through a folder (fakd.train.teacher_cache)
+    teacher_cache_gb: float = 32.0  # the cache folder's cap (every key): storing stops before it holds more; 0: no cap
 
     def role(self, name: str) -> RoleSettings:
         """Settings of ``teacher`` or ``student``."""

@@ -79,6 +79,8 @@ def _validate_ranges(config) -> None:
         raise FakdError(f"scale must be ≤ {MAX_SCALE}, got {config.scale}")
     if not 0 <= config.threads <= MAX_THREADS:
         raise FakdError(f"threads must be in [0, {MAX_THREADS}] (0 = torch default), got {config.threads}")
+    if not (math.isfinite(config.teacher_cache_gb) and config.teacher_cache_gb >= 0):
+        raise FakdError(f"teacher_cache_gb must be a number ≥ 0 (0 = no cap), got {config.teacher_cache_gb}")
     if config.data.validation_crop < 0:
         raise FakdError(f"data.validation_crop must be ≥ 0 (0 = whole images), got {config.data.validation_crop}")
     elements = config.data.batch_size * 3 * (config.data.patch_size * config.scale) ** 2

@@ -45,7 +45,7 @@ except ImportError:  # not POSIX: no lock (fakd's training is meant for POSIX sy
 # Settings that may change between a run and its resumption without making it another run: where and
 # how fast it computes, not what (the speed switches give the same results within float rounding, and
 # a run folder written before a switch existed has no key for it).
-RESUMABLE_DIFFERENCES = ("device", "threads", "compile", "channels_last", "teacher_cache")
+RESUMABLE_DIFFERENCES = ("device", "threads", "compile", "channels_last", "teacher_cache", "teacher_cache_gb")
 RUN_FORMAT = "fakd-run"
 RUN_FORMAT_VERSION = 1
 MARKER_KEYS = ("format", "version")

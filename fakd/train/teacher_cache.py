@@ -13,9 +13,11 @@ cache off for that run and says so).
 Layout: ``FOLDER/<key digest>/key.json`` (what the entries depend on) and ``chunk-<n>.pt`` holding
 iterations ``[n·CHUNK, (n+1)·CHUNK)``, each written atomically once complete (a run resumed in
 the middle of a chunk leaves it to another run). Size: batch × (SR + taps) floats per iteration,
-~2.7 MB at the cpu profile (8 GB per 3000-iteration seed and tap set); delete the folder to reclaim
-it. Storing stops, with one warning, before the disk would have less than ``MIN_FREE_BYTES`` free
-or when a write fails; the run itself never stops for the cache.
+~2.7 MB at the cpu profile (8 GB per 3000-iteration seed and tap set). Bounded: storing stops, with
+one warning, before the whole cache folder (every key) would exceed its cap (config ``teacher_cache_gb``),
+before the disk would have less than ``MIN_FREE_BYTES`` free, or when a write fails; the run itself never
+stops for the cache. ``fakd study`` deletes a seed's entries (``prune_seeds``) once every run of that seed
+has finished, so a study holds about one seed's worth at a time.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from fakd.atomic import write_bytes_atomically, write_json_atomically
 from fakd.errors import FakdError
 
 CHUNK = 25  # iterations per file: ~66 MB at the cpu profile
+CHUNK_GLOB = "chunk-*.pt"
 MIN_FREE_BYTES = 5 << 30  # storing stops rather than leave less than this free on the cache's disk
 KEY_FILE = "key.json"
 VERIFY_TOLERANCE = 1e-5  # relative: a stored answer must match a live forward this closely
@@ -93,11 +96,40 @@ def patches_digest(patches) -> str:
     return digest.hexdigest()
 
 
+def cache_usage(root: str | Path) -> int:
+    """Bytes the cache folder ``root`` holds in its entries (every key's chunks)."""
+    root = Path(root)
+    return sum(path.stat().st_size for path in root.glob(f"*/{CHUNK_GLOB}")) if root.is_dir() else 0
+
+
+def prune_seeds(root: str | Path, seeds) -> int:
+    """Delete the entries of training ``seeds`` from the cache folder ``root`` (fakd's own files only: each key's
+    chunks and key.json, then its folder if that left it empty); returns the bytes freed."""
+    freed, seeds = 0, {int(seed) for seed in seeds}
+    for key_file in sorted(Path(root).glob(f"*/{KEY_FILE}")) if Path(root).is_dir() else []:
+        try:
+            if int(json.loads(key_file.read_text())["seed"]) not in seeds:
+                continue
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not one of ours, or damaged: left alone
+        for chunk in key_file.parent.glob(CHUNK_GLOB):
+            freed += chunk.stat().st_size
+            chunk.unlink(missing_ok=True)
+        key_file.unlink(missing_ok=True)
+        try:
+            key_file.parent.rmdir()
+        except OSError:
+            pass  # something else lies there: kept
+    return freed
+
+
 class TeacherOutputCache:
     """Read and write the teacher's outputs of one key; ``hits``/``misses``/``stored`` count them."""
 
-    def __init__(self, folder: str | Path, *, key: dict[str, Any]):
+    def __init__(self, folder: str | Path, *, key: dict[str, Any], cap_bytes: int | None = None):
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        self.root = Path(folder)
+        self.cap_bytes = cap_bytes  # for the whole folder (every key); None: no cap
         self.folder = Path(folder) / digest
         self.key = key
         self.taps: list[str] = list(key["teacher_taps"])  # what the live forwards record (order: irrelevant)
@@ -172,6 +204,10 @@ class TeacherOutputCache:
             free = shutil.disk_usage(self.folder).free
             if free - buffer.tell() < MIN_FREE_BYTES:
                 self._stop_storing(f"{free / 2**30:.1f} GiB free on its disk; it keeps {MIN_FREE_BYTES / 2**30:.0f} GiB free")
+                return
+            if self.cap_bytes is not None and cache_usage(self.root) + buffer.tell() > self.cap_bytes:
+                self._stop_storing(f"the cache holds {cache_usage(self.root) / 1e9:.1f} GB, its cap is "
+                                   f"{self.cap_bytes / 1e9:g} GB (teacher_cache_gb)")
                 return
             write_bytes_atomically(self._chunk_path(index), buffer.getvalue())
             self.stored += len(iterations)

@@ -174,7 +174,8 @@ class Training:
             return
         self.teacher_cache = TeacherOutputCache(folder, key=cache_key(
             teacher_sha256=self.job["teacher_sha256"], config=self.config, patches=self.patches,
-            teacher_taps=stored_taps(self.objective.teacher_taps, self.teacher), device=self.device))
+            teacher_taps=stored_taps(self.objective.teacher_taps, self.teacher), device=self.device),
+            cap_bytes=int(self.config.teacher_cache_gb * 1e9) or None)
 
     def prepare_run_folder(self, *, resume: bool, overwrite: bool) -> None:
         """Claim the run folder (rank 0); on resume, load ``last.pt`` (every rank) and drop metrics
