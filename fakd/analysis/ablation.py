@@ -11,6 +11,7 @@ are repeats. The baseline is the student trained without distillation (``none``)
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 import json
 import math
 from pathlib import Path
@@ -28,7 +29,20 @@ from fakd.train.runs import TRAIN_FOLDER, training_metrics
 
 BASELINE = "none"
 DEFAULT_ALPHA = DistillSettings().alpha  # output KD's share when a run does not set it
-METHOD_NAMES = {name: method.label for name, method in METHODS.items()}  # display labels, from the registry
+class _MethodLabels(Mapping):
+    """Method name → display label, read from the registry at each lookup (a method registered later counts)."""
+
+    def __getitem__(self, name: str) -> str:
+        return METHODS[name].label
+
+    def __iter__(self):
+        return iter(METHODS)
+
+    def __len__(self) -> int:
+        return len(METHODS)
+
+
+METHOD_NAMES = _MethodLabels()
 
 
 def _present(value) -> bool:

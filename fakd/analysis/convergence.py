@@ -15,7 +15,7 @@ from __future__ import annotations
 import pandas as pd
 
 from fakd.analysis.ablation import ablation_table, configuration_label
-from fakd.analysis.fair_comparison import BASELINE_ORDER, comparison_table
+from fakd.analysis.fair_comparison import baseline_order, comparison_table
 from fakd.analysis.figures import plt
 from fakd.analysis.results import read_run_rows
 from fakd.analysis.stats import paired_differences, paired_test
@@ -178,7 +178,7 @@ def convergence_table(sweep: pd.DataFrame, longer: pd.DataFrame, *, teacher: pd.
         return pd.DataFrame()
     base_label = arms.loc[arms["method"] == baseline, "label"].iloc[0]
     table = ablation_table(sweep[sweep["label"].isin(arms["label"])], teacher, baseline=base_label)
-    order = {method: rank for rank, method in enumerate([baseline, *BASELINE_ORDER, "fakd"])}
+    order = {method: rank for rank, method in enumerate([baseline, *baseline_order(), "fakd"])}
     arms = arms.assign(rank=arms["method"].map(order).fillna(len(order)),
                        effective=pd.to_numeric(arms["weight"], errors="coerce").fillna(1.0))
     rows = [(row.label, row.label, row.method) for row in arms.sort_values(["rank", "effective"]).itertuples()]

@@ -26,7 +26,9 @@ from fakd.distill.methods import METHODS
 # PSNR): (FAKD − student) / (teacher − student) on Set5 / Set14 / B100.
 PUBLISHED_FAKD_SHARES = {4: {"Set5": 0.44, "Set14": 0.37, "B100": 0.39},
                          2: {"Set5": 0.46, "Set14": 0.38, "B100": 0.39}}
-BASELINE_ORDER = tuple(name for name in METHODS if name not in ("none", "fakd"))  # the registry's order
+def baseline_order() -> tuple[str, ...]:
+    """The KD baselines in the registry's order (every method but no KD and FAKD), read when called."""
+    return tuple(name for name in METHODS if name not in ("none", "fakd"))
 STUDENT_ROW = "student (no KD)"
 PAPER_FAKD_ROW = "FAKD w=1 (as run for the paper)"
 
@@ -49,7 +51,7 @@ def comparison_rows(candidates: pd.DataFrame, *, setting: StudentSetting = Stude
     rows = [(STUDENT_ROW + setting.reference.suffix, reference_label, "none")]
     if setting != setting.reference:
         rows.append((f"no KD{setting.suffix}", f"no KD{setting.suffix}", "none"))
-    rows += [(name(method), chosen[method], method) for method in BASELINE_ORDER if method in chosen]
+    rows += [(name(method), chosen[method], method) for method in baseline_order() if method in chosen]
     paper_label = "FAKD" + setting.suffix
     if set(candidates.get("label", [])) & {paper_label}:
         rows.append((PAPER_FAKD_ROW + setting.suffix, paper_label, "fakd"))

@@ -18,7 +18,7 @@ from pathlib import Path
 from fakd.commands.common import shows_progress
 from fakd.commands.train import add_run_arguments, load_config, print_summary
 from fakd.data.roots import resolve_data_root
-from fakd.distill import KNOWN_METHODS
+from fakd.distill import known_methods
 from fakd.paths import check_not_a_file
 from fakd.train.distillation import distill_overrides
 from fakd.train.trainer import train_run
@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--teacher", required=True, metavar="CKPT", help="teacher checkpoint (fakd train --role teacher) or fakd:<name> for a shipped teacher")
     parser.add_argument("--method", action="append", default=None, metavar="METHOD",
-                        help=f"{' | '.join(KNOWN_METHODS)}; repeatable (default: the config's, fakd)")
+                        help=f"{' | '.join(known_methods())}; repeatable (default: the config's, fakd)")
     parser.add_argument("--weight", action="append", type=float, default=None, metavar="W",
                         help="weight of the feature term(s), official units (vs L1 on 0-255 pixels): once for all, or once per feature method")
     parser.add_argument("--taps", nargs="+", default=None, metavar="TAP",

@@ -55,14 +55,31 @@ METHODS: dict[str, Method] = {method.name: method for method in (
     Method("fsp", "FSP", FSPLoss, 1.0, 2, consecutive_pairs=True),
     Method("ca", "CA", ChannelAffinityLoss, 1.0, 1, options=("p",)),
 )}
-KNOWN_METHODS = tuple(METHODS)
-FEATURE_METHODS = tuple(name for name, method in METHODS.items() if method.has_feature_term)
+
+
+def known_methods() -> tuple[str, ...]:
+    """Every registered method's name, in registration order (read at call time: ``register_method`` counts)."""
+    return tuple(METHODS)
+
+
+def feature_methods() -> tuple[str, ...]:
+    """The registered methods with a feature term."""
+    return tuple(name for name, method in METHODS.items() if method.has_feature_term)
+
+
+def register_method(record: Method) -> Method:
+    """Add a method to the registry: the objective, the config, the CLI's --method help, the report's
+    comparison tables and labels all read ``METHODS`` when they run, so nothing else needs editing."""
+    if record.name in METHODS:
+        raise FakdError(f"a distillation method named {record.name!r} is registered already")
+    METHODS[record.name] = record
+    return record
 
 
 def method(name: str) -> Method:
     """The record of ``name``; an unknown name → FakdError listing the known ones."""
     if name not in METHODS:
-        raise FakdError(f"unknown distillation method {name!r}: use {', '.join(KNOWN_METHODS)}")
+        raise FakdError(f"unknown distillation method {name!r}: use {', '.join(known_methods())}")
     return METHODS[name]
 
 
@@ -70,10 +87,10 @@ def check_methods(methods: Iterable[str]) -> list[str]:
     """Unique method names in order; none given, unknown names or ``none`` mixed with others → FakdError."""
     methods = list(methods)
     if not methods:
-        raise FakdError(f"no distillation method given: use one or more of {', '.join(KNOWN_METHODS)}")
+        raise FakdError(f"no distillation method given: use one or more of {', '.join(known_methods())}")
     unknown = [name for name in methods if name not in METHODS]
     if unknown:
-        raise FakdError(f"unknown distillation method(s) {unknown}: use {', '.join(KNOWN_METHODS)}")
+        raise FakdError(f"unknown distillation method(s) {unknown}: use {', '.join(known_methods())}")
     methods = list(dict.fromkeys(methods))
     if "none" in methods and len(methods) > 1:
         raise FakdError("method 'none' (no distillation) cannot be combined with other methods")

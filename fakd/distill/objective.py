@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fakd.distill.baselines import FitNetLoss, check_same_shape
-from fakd.distill.methods import FEATURE_METHODS, KNOWN_METHODS, METHODS, build_loss, check_methods
+from fakd.distill.methods import METHODS, build_loss, check_methods, feature_methods, known_methods
 from fakd.distill.taps import check_tap_pairs
 from fakd.errors import FakdError
 
@@ -106,12 +106,12 @@ class DistillationObjective(nn.Module):
                 self._build_loss(term) for _ in self._pairs(term))
 
     def _check_term(self, term: DistillationTerm) -> None:
-        if term.method not in FEATURE_METHODS:
+        if term.method not in feature_methods():
             hint = {"kd": " (output distillation is the alpha term)",
                     "none": " (no distillation is alpha=0 and no terms)"}.get(term.method, "")
             raise ValueError(f"unknown distillation method {term.method!r}{hint}; feature terms "
-                             f"are {', '.join(FEATURE_METHODS)} (all methods: "
-                             f"{', '.join(KNOWN_METHODS)})")
+                             f"are {', '.join(feature_methods())} (all methods: "
+                             f"{', '.join(known_methods())})")
         weight = term.weight
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
             raise FakdError(f"term {term.label!r}: weight must be a non-negative number, "
@@ -251,10 +251,10 @@ def objective_for(methods: Iterable[str], *, alpha: float = 0.5, weights: Mappin
     methods = check_methods(methods)
     weights, options = dict(weights or {}), dict(options or {})
     for key, given in (("weights", weights), ("options", options)):
-        unused = sorted(set(given) - set(FEATURE_METHODS))
+        unused = sorted(set(given) - set(feature_methods()))
         if unused:
             raise FakdError(f"distill.{key} names {unused}, which are not feature methods "
-                            f"({', '.join(FEATURE_METHODS)}; output KD is set by distill.alpha)")
+                            f"({', '.join(feature_methods())}; output KD is set by distill.alpha)")
     if methods == ["none"]:
         return DistillationObjective(alpha=0.0)
     terms = [{"method": name, "weight": float(weights.get(name, METHODS[name].default_weight)),
