@@ -160,7 +160,8 @@ def test_alpha_outside_unit_interval_is_an_error(alpha):
 
 
 @pytest.mark.parametrize("term, message", [  # what a user's config can get wrong: one line, exit 2
-    (fakd_term(weight=-1.0), "non-negative"),
+    (fakd_term(weight=-1.0), r"term .fakd.: weight must be a finite number ≥ 0, got -1.0"),
+    (fakd_term(weight=float("inf")), "finite number ≥ 0"),
     (fakd_term(teacher_taps=["A"]), "2 student taps .* 1 teacher taps"),
     (fakd_term(method="fsp", student_taps=["a"], teacher_taps=["A"]), "at least 2"),
     (fakd_term(q=3), r"method 'fakd' has no option\(s\) \['q'\] \(its options: p, block_bytes\)"),

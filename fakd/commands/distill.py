@@ -20,7 +20,7 @@ from fakd.commands.train import add_run_arguments, load_config, print_summary
 from fakd.data.roots import resolve_data_root
 from fakd.distill import known_methods
 from fakd.paths import check_not_a_file
-from fakd.train.distillation import distill_overrides
+from fakd.train.distillation import distill_updates
 from fakd.train.trainer import train_run
 
 
@@ -51,14 +51,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    args.overrides = list(args.overrides) + distill_overrides(
-        args.method, weights=args.weight, student_taps=args.taps, teacher_taps=args.teacher_taps,
-        p=args.p)
+    updates = distill_updates(args.method, weights=args.weight, student_taps=args.taps, teacher_taps=args.teacher_taps,
+                              p=args.p)
     cache = None
     if args.teacher_cache:  # a read-only folder is fine: the run reads what is there
         cache = check_not_a_file(Path(args.teacher_cache), label="--teacher-cache")
-        args.overrides.append("teacher_cache=true")
-    config = load_config(args)
+        updates["teacher_cache"] = True
+    config = load_config(args, updates)
     summary = train_run(config, role="distill", out=args.out, teacher_checkpoint=args.teacher,
                         data_root=resolve_data_root(args.data_root), resume=args.resume,
                         overwrite=args.overwrite, progress=shows_progress() and not args.no_progress,

@@ -31,21 +31,18 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_root_argument(parser)
 
 
-def load_config(args: argparse.Namespace):
-    """The run's config: profile/file, then --set, then --device/--threads (when given); sets (and
-    prints, on rank 0 under torchrun) this process's torch threads."""
-    overrides = list(args.overrides)
-    if args.device != "auto":
-        overrides.append(f"device={args.device}")
-    if args.amp:
-        overrides.append("amp=true")
-    if args.compile:
-        overrides.append("compile=true")
-    if args.channels_last:
-        overrides.append("channels_last=true")
-    if args.threads:
-        overrides.append(f"threads={args.threads}")
-    config = load_run_config(args.config, overrides)
+def flag_updates(args: argparse.Namespace) -> dict:
+    """The training flags given (--device, --amp, --compile, --channels-last, --threads) as typed config updates."""
+    flags = {"device": args.device if args.device != "auto" else None, "amp": args.amp or None,
+             "compile": args.compile or None, "channels_last": args.channels_last or None,
+             "threads": args.threads or None}
+    return {key: value for key, value in flags.items() if value is not None}
+
+
+def load_config(args: argparse.Namespace, updates: dict | None = None):
+    """The run's config: profile/file, then the user's --set, then the flags and ``updates`` (typed); sets
+    (and prints, on rank 0 under torchrun) this process's torch threads."""
+    config = load_run_config(args.config, args.overrides, updates={**(updates or {}), **flag_updates(args)})
     use_threads(args.threads or None, configured=config.threads, command=f"fakd {args.command}",
                 quiet=not ranks_from_environment().is_main)
     return config

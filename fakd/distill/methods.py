@@ -19,6 +19,7 @@ official code's L1:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -95,6 +96,14 @@ def check_methods(methods: Iterable[str]) -> list[str]:
     if "none" in methods and len(methods) > 1:
         raise FakdError("method 'none' (no distillation) cannot be combined with other methods")
     return methods
+
+
+def check_weight(weight, *, where: str) -> float:
+    """The one rule for a term's weight — a finite number ≥ 0 — checked where a config is built
+    (``fakd.train.config_checks``) and where a term is made without one; FakdError naming ``where``."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (math.isfinite(weight) and weight >= 0):
+        raise FakdError(f"{where} must be a finite number ≥ 0, got {weight!r}")
+    return float(weight)
 
 
 def build_loss(name: str, options: Mapping, *, label: str) -> nn.Module:

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fakd.distill.baselines import FitNetLoss, check_same_shape
-from fakd.distill.methods import METHODS, build_loss, check_methods, feature_methods, known_methods
+from fakd.distill.methods import METHODS, build_loss, check_methods, check_weight, feature_methods, known_methods
 from fakd.distill.taps import check_tap_pairs
 from fakd.errors import FakdError
 
@@ -112,10 +112,7 @@ class DistillationObjective(nn.Module):
             raise ValueError(f"unknown distillation method {term.method!r}{hint}; feature terms "
                              f"are {', '.join(feature_methods())} (all methods: "
                              f"{', '.join(known_methods())})")
-        weight = term.weight
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
-            raise FakdError(f"term {term.label!r}: weight must be a non-negative number, "
-                            f"got {weight!r}")
+        check_weight(term.weight, where=f"term {term.label!r}: weight")
         check_tap_pairs(term.student_taps, term.teacher_taps, what=f"term {term.label!r}")
         needed = METHODS[term.method].min_tap_pairs
         if len(term.student_taps) < needed:
@@ -257,7 +254,8 @@ def objective_for(methods: Iterable[str], *, alpha: float = 0.5, weights: Mappin
                             f"({', '.join(feature_methods())}; output KD is set by distill.alpha)")
     if methods == ["none"]:
         return DistillationObjective(alpha=0.0)
-    terms = [{"method": name, "weight": float(weights.get(name, METHODS[name].default_weight)),
-              "student_taps": list(student_taps), "teacher_taps": list(teacher_taps), **options.get(name, {})}
+    terms = [DistillationTerm(method=name, weight=float(weights.get(name, METHODS[name].default_weight)),
+                              student_taps=tuple(student_taps), teacher_taps=tuple(teacher_taps),
+                              options=dict(options.get(name, {})))
              for name in methods if METHODS[name].has_feature_term]
     return DistillationObjective(alpha=alpha, terms=terms)

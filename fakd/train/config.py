@@ -3,10 +3,13 @@
 A run is described by one :class:`RunConfig`. It is built from the dataclass defaults, then a
 profile (``smoke``, ``cpu``, ``paper``: ``fakd/presets/<name>.yaml``) or a user's YAML/JSON file
 (which may name the profile it starts from with a top-level ``profile:`` key, default ``cpu``),
-then ``--set key=value`` overrides (``student.iterations=500``, ``distill.methods=[fakd,kd]``).
-Every key is checked against the dataclasses: an unknown key or a value of the wrong type is a
-``FakdError`` naming it. Files are read with ``yaml.safe_load`` (JSON is valid YAML); nothing in a
-config is executed.
+then ``--set key=value`` overrides as a user types them (``student.iterations=500``,
+``distill.methods=[fakd,kd]``; the value parsed as YAML), then ``updates``: the same dotted keys with
+typed values, as the commands' flags and the notebooks' parameters give them (``{"distill.weights.fakd":
+100.0}``), assigned through the same path with no text in between. Every key is checked against the
+dataclasses: an unknown key or a value of the wrong type is a ``FakdError`` naming it; value ranges
+once, by ``fakd.train.config_checks``. Files are read with ``yaml.safe_load`` (JSON is valid YAML);
+nothing in a config is executed.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -132,8 +136,10 @@ class RunConfig:
 # Loading
 
 
-def load_run_config(source: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Build a RunConfig from a profile name or a YAML/JSON file, then apply ``key=value`` overrides."""
+def load_run_config(source: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), *,
+                    updates: Mapping[str, Any] | None = None) -> RunConfig:
+    """Build a RunConfig from a profile name or a YAML/JSON file, then apply the user's ``key=value``
+    overrides, then ``updates`` (dotted key → typed value), and check it once."""
     source = DEFAULT_PROFILE if source in (None, "") else str(source)
     if source in PROFILES:
         mapping = {"profile": source}
@@ -148,6 +154,8 @@ def load_run_config(source: str | Path | None = None, overrides: list[str] | tup
     _apply_mapping(config, mapping, where=source)
     for item in overrides:
         apply_override(config, item)
+    for key, value in (updates or {}).items():
+        apply_update(config, key, value)
     validate_config(config)
     return config
 
@@ -195,7 +203,7 @@ def _read_mapping(path: Path) -> dict[str, Any]:
 
 
 def apply_override(config: RunConfig, item: str) -> None:
-    """Apply one ``dotted.key=value`` (value parsed as YAML, then checked against the field type)."""
+    """Apply one ``dotted.key=value`` a user typed (value parsed as YAML, then ``apply_update``)."""
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
         raise FakdError(f"--set expects key=value, got {item!r}")
@@ -203,6 +211,12 @@ def apply_override(config: RunConfig, item: str) -> None:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
         value = text
+    apply_update(config, key, value, raw=text)
+
+
+def apply_update(config: RunConfig, key: str, value: Any, *, raw: str | None = None) -> None:
+    """Set the field at dotted ``key`` to ``value``, checked against its type (a key inside a free-form
+    mapping such as ``distill.weights.fakd`` sets that entry); ``raw``: the text a user typed, if any."""
     parts = key.strip().split(".")
     target: Any = config
     for depth, name in enumerate(parts[:-1]):
@@ -218,7 +232,7 @@ def apply_override(config: RunConfig, item: str) -> None:
             return
         if not dataclasses.is_dataclass(target):
             raise FakdError(f"unknown config key {key!r}: {'.'.join(parts[: depth + 1])} has no sub-keys")
-    _set_field(target, parts[-1], value, key.strip(), raw=text)
+    _set_field(target, parts[-1], value, key.strip(), raw=raw)
 
 
 def _child(target: Any, name: str, where: str) -> Any:

@@ -39,9 +39,10 @@ def validate_config(config) -> None:
     _validate_ranges(config)
     if not 0 <= config.distill.alpha <= 1:
         raise FakdError(f"distill.alpha must be in [0, 1], got {config.distill.alpha}")
+    from fakd.distill.methods import check_weight  # here, not at the top: torch stays out of `fakd … --help`
+
     for method, weight in config.distill.weights.items():
-        if not (math.isfinite(weight) and weight >= 0):
-            raise FakdError(f"distill.weights.{method} must be a finite number ≥ 0, got {weight}")
+        check_weight(weight, where=f"distill.weights.{method}")
     if not config.data.train_sets:
         raise FakdError("data.train_sets is empty: name at least one HR set")
     from fakd.models.registry import check_model_size  # here, not at the top: torch stays out of `fakd … --help`

@@ -16,6 +16,8 @@ are in the official code's units: against L1 terms on 0–255 pixels (``fakd.dis
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from fakd.distill import METHODS, DistillationObjective, check_methods, objective_for, resolve_taps
@@ -37,26 +39,25 @@ def build_objective(settings: DistillSettings, *, student: nn.Module, teacher: n
                          student_taps=student_taps, teacher_taps=teacher_taps)
 
 
-def distill_overrides(
+def distill_updates(
     methods: list[str] | None = None,
     *,
     weights: list[float] | None = None,
     student_taps: list[str] | None = None,
     teacher_taps: list[str] | None = None,
     p: int | None = None,
-) -> list[str]:
-    """Command-line style choices as ``--set`` overrides for ``load_run_config``.
+) -> dict[str, Any]:
+    """Command-line style choices as typed ``updates`` for ``load_run_config`` (dotted key → value).
 
     ``weights``: one value for every feature method, or one per feature method in the order of
-    ``methods`` (``kd``/``none`` take none). ``p``: the FAKD affinity distance (1 or 2).
+    ``methods`` (``kd``/``none`` take none); their range is checked with the rest of the config.
+    ``p``: the FAKD affinity distance (1 or 2).
     """
-    overrides = []
+    updates: dict[str, Any] = {}
     if methods:
         methods = check_methods(list(methods))
-        overrides.append(f"distill.methods=[{','.join(methods)}]")
+        updates["distill.methods"] = methods
     if weights:
-        if any(weight < 0 for weight in weights):
-            raise FakdError(f"weights must be ≥ 0, got {list(weights)}")
         if not methods:
             raise FakdError("a weight needs a method (which term it weighs)")
         featured = [method for method in methods if METHODS[method].has_feature_term]
@@ -69,15 +70,16 @@ def distill_overrides(
         else:
             raise FakdError(f"{len(weights)} --weight values for {len(featured)} feature method(s) "
                             f"{featured}: give one for all or one per feature method")
-        overrides += [f"distill.weights.{method}={float(weight)!r}" for method, weight in chosen.items()]
+        updates.update({f"distill.weights.{method}": float(weight) for method, weight in chosen.items()})
     if student_taps:
-        overrides.append(f"distill.student_taps=[{','.join(student_taps)}]")
+        updates["distill.student_taps"] = list(student_taps)
     if teacher_taps:
-        overrides.append(f"distill.teacher_taps=[{','.join(teacher_taps)}]")
+        updates["distill.teacher_taps"] = list(teacher_taps)
     if p is not None:
-        if "fakd" not in methods:
-            raise FakdError(f"--p sets the FAKD affinity distance, but the methods {list(methods)} do not include fakd")
+        if "fakd" not in (methods or []):
+            raise FakdError(f"--p sets the FAKD affinity distance, but the methods {list(methods or [])} do not "
+                            "include fakd")
         check_order(p)
-        overrides.append(f"distill.options.fakd.p={int(p)}")
-    return overrides
+        updates["distill.options.fakd.p"] = int(p)
+    return updates
 

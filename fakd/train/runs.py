@@ -23,7 +23,7 @@ from fakd.device import resolve_device
 from fakd.errors import FakdError
 from fakd.threads import use_threads
 from fakd.train.config import RunConfig, load_run_config
-from fakd.train.distillation import distill_overrides
+from fakd.train.distillation import distill_updates
 from fakd.train.rundir import RunDirectory
 from fakd.train.trainer import train_run
 from fakd.zoo.checkpoint import load_model_from_checkpoint
@@ -64,25 +64,20 @@ def run_config(*, profile: str, seed: int, device: str | None = None, method: st
     (``scratch``, ``teacher``, ``teacher-spaced``; None: the profile's). ``student_model``: a model preset
     in place of the profile's student (e.g. a narrower one); None: the profile's.
     """
-    overrides = [f"seed={int(seed)}"]
+    updates: dict = {"seed": int(seed)}
     if device:
-        overrides.append(f"device={device}")
+        updates["device"] = device
     if method is not None and method != "none":
-        overrides += distill_overrides(
+        updates.update(distill_updates(
             [method], weights=None if weight is None else [float(weight)], student_taps=list(taps) or None,
-            p=int(p) if method == "fakd" else None)
+            p=int(p) if method == "fakd" else None))
     elif weight is not None or alpha is not None:
         raise FakdError(f"method {method!r} has no teacher term for a weight or alpha "
                         f"(got weight={weight}, alpha={alpha})")
-    if alpha is not None:
-        overrides.append(f"distill.alpha={float(alpha)}")
-    if student_iterations is not None:
-        overrides.append(f"student.iterations={int(student_iterations)}")
-    if init is not None:
-        overrides.append(f"student.init={init}")
-    if student_model:
-        overrides.append(f"student.model={student_model}")
-    return load_run_config(profile, overrides)
+    optional = {"distill.alpha": alpha, "student.iterations": student_iterations, "student.init": init,
+                "student.model": student_model or None}
+    updates.update({key: value for key, value in optional.items() if value is not None})
+    return load_run_config(profile, updates=updates)
 
 
 def train_teacher(run_dir: str | Path, config: RunConfig, *, data_root=None, progress: bool = False) -> dict:
