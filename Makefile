@@ -9,8 +9,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS ?= 2
-# The data root: $FAKD_DATA_ROOT when set, else ../shared/data when it sits beside the checkout.
-DATA_ROOT ?= $(or $(FAKD_DATA_ROOT),$(if $(wildcard ../shared/data/Set5),../shared/data))
+# The data root is always given: `make study DATA_ROOT=/path`, or $FAKD_DATA_ROOT; none: the demo study.
+DATA_ROOT ?= $(FAKD_DATA_ROOT)
 # With a data root the cpu study (hours); without one the demo study (~10 min on the embedded photographs
 # and the shipped teacher). `make study PROFILE=...` picks another.
 PROFILE ?= $(if $(DATA_ROOT),cpu,demo)

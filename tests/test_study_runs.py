@@ -3,6 +3,7 @@ aggregation, HTML rendering and the study pipeline — on throwaway notebooks wr
 A kernel start costs 1–3 s, so every test keeps the number of executions small."""
 
 import json
+import shutil
 import sys
 
 import nbformat
@@ -214,3 +215,62 @@ def test_render_only_trains_nothing_and_report_steps_follow_the_library(tmp_path
     assert len(point_runs) == 1 and executions(point_runs[0]) == 1  # training reused, seed 2 not run
     assert "1 of the grid's 2 runs not trained yet (render only)" in again.entries[1].note
     assert json.loads((runs_dir / "first" / DONE_MARKER).read_text())["library_sha256"] == "another library"
+
+
+TEACHER_LIKE = """\
+import pathlib
+folder = pathlib.Path(run_dir)
+with open(folder / "executions.txt", "a") as counter:
+    counter.write("x\\n")
+(folder / "train" / "checkpoints").mkdir(parents=True, exist_ok=True)
+(folder / "train" / "checkpoints" / "best.pt").write_bytes(b"weights of " + profile.encode())
+"""
+STUDENT_LIKE = """\
+import json, pathlib
+folder = pathlib.Path(run_dir)
+with open(folder / "executions.txt", "a") as counter:
+    counter.write("x\\n")
+teacher = (pathlib.Path(teacher_run_dir) / "train" / "checkpoints" / "best.pt").read_bytes()
+images = sorted(p.name for p in (pathlib.Path(data_root) / "Set5" / "HR").iterdir())
+json.dump({"rows": [{"dataset": "Set5", "psnr": 30 + seed + len(teacher) / 100, "images": len(images)}]},
+          open(folder / "results.json", "w"))
+"""
+
+
+def test_a_study_moved_with_its_runs_archive_and_data_trains_nothing_again(tmp_path):
+    """Identity by content: the same study in other folders (a new machine) reuses every run."""
+    from PIL import Image
+
+    teacher = write_notebook(tmp_path / "teacher.ipynb", 'run_dir = ""\nprofile = "cpu"\ndata_root = ""\n', TEACHER_LIKE)
+    student = write_notebook(tmp_path / "student.ipynb", 'run_dir = ""\nprofile = "cpu"\ndata_root = ""\n'
+                             'teacher_run_dir = ""\nseed = 0\n', STUDENT_LIKE)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"notebook: {student}\ngrid:\n  seed: [0, 1]\n")
+    steps = (Step("teacher", "Teacher", notebook=str(teacher), archived=True),
+             Step("students", "Students", grids={"smoke": str(grid)}, archived=True,
+                  links=lambda context: {"teacher_run_dir": str(context.run_dir("teacher").resolve())}))
+    first = tmp_path / "machine-a"
+    (first / "data" / "Set5" / "HR").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(first / "data" / "Set5" / "HR" / "x.png")
+
+    def study(root):
+        return run_study(profile="smoke", report_dir=root / "report", runs_dir=root / "runs", steps=steps,
+                         archive=root / "archive", data_root=str(root / "data"), progress=False)
+
+    before = study(first)
+    assert before.failure is None
+    archived = (first / "archive").rglob("*")
+    assert not any(str(first) in path.read_text(errors="ignore") for path in archived if path.is_file()
+                   and path.suffix in (".json", ".ipynb"))  # the archive holds no path of machine A
+    second = tmp_path / "machine-b"
+    shutil.copytree(first, second)
+    shutil.rmtree(first)
+    after = study(second)
+    assert after.failure is None and after.entries[0].status == "reused" and "0 executed now" in after.entries[1].note
+    assert sorted(executions(run) for run in (second / "runs").rglob("executions.txt") for run in [run.parent]) == [1, 1, 1]
+    table = pd.read_csv(second / "report" / "tables" / "students_results.csv")
+    weights = len(b"weights of smoke") / 100  # the students read the teacher the first study trained
+    assert sorted(table["psnr"]) == pytest.approx([30 + weights, 31 + weights])
+    shutil.rmtree(second / "runs")  # a new machine with only the committed archive and the data
+    again = study(second)
+    assert again.failure is None and again.entries[0].status == "reused" and "0 executed now" in again.entries[1].note

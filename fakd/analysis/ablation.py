@@ -122,6 +122,9 @@ def read_sweep(sweep_dir: str | Path) -> pd.DataFrame:
                       for row in table.itertuples()]
     table["weight_used"] = [effective_weight(row.method, row.weight) for row in table.itertuples()]
     table["run_path"] = [str((sweep_dir / run_dir).resolve()) for run_dir in table["run_dir"]]
+    if "teacher_run" in table.columns:  # recorded relative to the run's folder (older runs: absolute)
+        table["teacher_run"] = [str((Path(run_path) / teacher).resolve()) if _present(teacher) else teacher
+                                for run_path, teacher in zip(table["run_path"], table["teacher_run"])]
     return table
 
 

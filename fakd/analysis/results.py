@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -124,11 +125,15 @@ def result_rows(summary: dict, per_image: pd.DataFrame, **extra) -> list[dict]:
 
 
 def write_run_results(run_dir: str | Path, rows: list[dict], per_image: pd.DataFrame | None = None) -> Path:
-    """``results.json`` ({"rows": rows}) and, when given, ``per_image.csv`` in ``run_dir``."""
+    """``results.json`` ({"rows": rows}) and, when given, ``per_image.csv`` in ``run_dir``. A row's
+    ``teacher_run`` folder is written relative to ``run_dir`` (a record holds no path of this machine;
+    ``fakd.analysis.ablation.read_sweep`` resolves it against the run's folder)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if per_image is not None:
         per_image.to_csv(run_dir / PER_IMAGE_FILE, index=False)
+    rows = [{**row, "teacher_run": os.path.relpath(row["teacher_run"], run_dir.resolve())}
+            if isinstance(row.get("teacher_run"), str) and os.path.isabs(row["teacher_run"]) else row for row in rows]
     return write_json_atomically(run_dir / RESULTS_FILE, {"rows": [_json_row(row) for row in rows]})
 
 

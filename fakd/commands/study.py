@@ -74,12 +74,6 @@ def run(args: argparse.Namespace) -> int:
         report_dir = default_report_folder(Path("reports") / args.profile, identity=identity)
     runs_dir = args.runs if args.runs is not None else Path("runs") / report_dir.name
     announce(profile=args.profile, data_root=args.data_root, report_dir=report_dir, runs_dir=runs_dir)
-    if args.archive is not None and args.archive.is_dir():
-        from fakd.study.archive import location_mismatch
-
-        mismatch = location_mismatch(args.archive, runs_dir=runs_dir, data_root=args.data_root)
-        if mismatch:
-            print(mismatch, flush=True)
     command = "fakd " + " ".join(shlex.quote(word) for word in sys.argv[1:]) if sys.argv[1:] else "fakd study"
     with interrupt_on_sigterm():
         report = run_study(profile=args.profile, report_dir=report_dir, runs_dir=runs_dir, data_root=args.data_root,

@@ -26,7 +26,8 @@ import yaml
 
 from fakd.errors import FakdError
 from fakd.study.locations import resolve_notebook
-from fakd.study.parameters import normalize_parameters, parameters_digest
+from fakd.study.identity import identity_digest
+from fakd.study.parameters import normalize_parameters
 
 GRID_KEYS = {"notebook", "description", "parameters", "grid", "report"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
@@ -71,9 +72,10 @@ def _value_text(value) -> str:
 
 
 def point_key(varied: dict, parameters: dict) -> str:
-    """A readable, file-system-safe folder name that changes whenever any parameter changes."""
+    """A readable, file-system-safe folder name that changes whenever what the point computes changes: the
+    varied values, then a digest of its identity (``fakd.study.identity``: locations by content, no paths)."""
     slug = "_".join(f"{name}-{_value_text(value)}" for name, value in varied.items())[:_MAX_SLUG]
-    digest = parameters_digest(parameters)[:8]
+    digest = identity_digest(parameters)[:8]
     return f"{slug}-{digest}" if slug else digest
 
 

@@ -2,8 +2,9 @@
 
 A run directory holds the executed notebook (``<notebook name>.ipynb``), whatever the notebook wrote
 there (``results.json``, figures, checkpoints) and a done marker ``fakd-done.json`` written atomically
-last, recording the parameters and the notebook's code hash. A later call with the same parameters and
-unchanged code returns the finished run without starting a kernel.
+last, recording the parameters by what they compute (``fakd.study.identity``: the data, the teacher, the sweep
+by content, never a path) and the notebook's code hash. A later call whose parameters compute the same — from
+any folder, on any machine — with unchanged code returns the finished run without starting a kernel.
 
 The kernel is always this interpreter (``sys.executable -m ipykernel_launcher``), whatever kernelspecs
 Jupyter finds elsewhere on the machine, so notebooks see the installed ``fakd`` of this environment.
@@ -11,6 +12,7 @@ Jupyter finds elsewhere on the machine, so notebooks see the installed ``fakd`` 
 
 import json
 import logging
+import platform
 import re
 import sys
 import time
@@ -24,7 +26,8 @@ from jupyter_client.kernelspec import KernelSpec
 
 from fakd.atomic import write_json_atomically
 from fakd.errors import FakdError
-from fakd.study.parameters import check_parameters, normalize_parameters, notebook_digest, parameters_digest
+from fakd.study.identity import identity_digest, run_identity
+from fakd.study.parameters import check_parameters, normalize_parameters, notebook_digest
 
 DONE_MARKER = "fakd-done.json"
 FAILED_MARKER = "fakd-failed.json"
@@ -101,7 +104,7 @@ def finished_run(notebook: Path, run_dir: Path, parameters: dict, *, library: st
         marker = json.loads(marker_path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    if marker.get("parameters_sha256") != parameters_digest(parameters):
+    if marker.get("parameters_sha256") != identity_digest(parameters):
         return None
     if marker.get("notebook_sha256") != notebook_digest(notebook):
         return None
@@ -176,12 +179,12 @@ def run_notebook(
     write_json_atomically(run_dir / DONE_MARKER, default=str, content={
         "notebook": notebook.name,
         "notebook_sha256": notebook_digest(notebook),
-        "parameters": parameters,
-        "parameters_sha256": parameters_digest(parameters),
+        "parameters": run_identity(parameters),  # what was computed, by content: no path of this machine
+        "parameters_sha256": identity_digest(parameters),
         **({"library_sha256": library} if library is not None else {}),
         "seconds": round(seconds, 3),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "python": sys.executable,
+        "python": platform.python_version(),
     })
     return NotebookRun(notebook=notebook, run_dir=run_dir, executed=executed, parameters=parameters,
                        reused=False, seconds=seconds)

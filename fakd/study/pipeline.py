@@ -41,7 +41,8 @@ from fakd.errors import FakdError
 from fakd.paths import check_output_folder
 from fakd.analysis.results import default_test_sets
 from fakd.study.adopt import adopt_shipped_model
-from fakd.study.archive import archive_run, restore_runs
+from fakd.study.archive import DATA_PLACEHOLDER, RUNS_PLACEHOLDER, archive_run, restore_runs, scrub_folder
+from fakd.study.migrate import migrate_archive
 from fakd.study.compact import compact_png_file
 from fakd.study.environment import kernel_environment
 from fakd.study.estimate import MEASURED_PROFILES, estimate_lines, estimate_training
@@ -82,10 +83,20 @@ class StudyContext:
     def run_dir(self, step: str) -> Path:
         return self.runs_dir / step
 
+    @property
+    def machine_paths(self) -> dict[str, str]:
+        """This machine's runs folder and data root → the placeholders records show instead."""
+        replacements = {str(self.runs_dir.resolve()): RUNS_PLACEHOLDER}
+        if self.data_root:
+            replacements[str(Path(self.data_root).resolve())] = DATA_PLACEHOLDER  # (a relative one is no machine path)
+        return replacements
+
     def keep(self, run_dir: Path, *, keep_model: bool) -> None:
-        """Copy a finished training run into the archive (same relative path), if there is one."""
+        """Copy a finished training run into the archive (same relative path), if there is one, with this
+        machine's runs folder and data root written as placeholders (``fakd.study.archive``)."""
         if self.archive is not None:
-            archive_run(run_dir, self.archive / Path(run_dir).relative_to(self.runs_dir), keep_model=keep_model)
+            archive_run(run_dir, self.archive / Path(run_dir).relative_to(self.runs_dir), keep_model=keep_model,
+                        replacements=self.machine_paths)
 
     def standard(self) -> dict:
         values = {"profile": self.profile, "data_root": self.data_root, "device": self.device}
@@ -318,6 +329,10 @@ def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str 
                            data_root=data_root, device=device, archive=None if archive is None else Path(archive),
                            render_only=render_only)
     if context.archive is not None:
+        migrated = migrate_archive(context.archive, data_root=data_root) if context.archive.is_dir() else {}
+        if progress and migrated:
+            print(f"study: {len(migrated)} archived run(s) made with path identities migrated to content identities "
+                  f"(fakd.study.migrate)", flush=True)
         restored = restore_runs(context.archive, context.runs_dir)
         if progress and restored:
             print(f"study: restored {len(restored)} finished run(s) from {context.archive}", flush=True)
@@ -333,6 +348,7 @@ def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str 
     index, readme = _write_report(steps, entries, context, figures=figures, provenance=provenance,
                                   home=Path(report_dir))
     write_marker(context.report_dir, identity=identity, provenance=provenance)
+    scrub_folder(context.report_dir, context.machine_paths)  # a committed report holds no path of this machine
     freed = sum(context.cache_freed.values())
     if failure is not None:
         return StudyReport(index=index, readme=readme, entries=entries, failure=failure, cache_freed=freed)

@@ -171,8 +171,16 @@ def _entry(*, name, target, digest, source, config, summary, job, run, recorded,
         "git_commit": summary.get("git_commit"),
         "export_git_commit": git_commit(),
         "torch_version": torch.__version__,
-        "source_run": str(run.path.resolve()),
+        "source_run": run_label(run.path),
     }
     if note:
         entry["recorded_set5_note"] = note
     return entry
+
+
+def run_label(path: Path) -> str:
+    """A run's name without the machine's folders: its study folder's name (a sweep point's key, or the
+    step, e.g. ``teacher``) when the engine run is that folder's ``train``, else the run folder's own name."""
+    path = Path(path)
+    return path.parent.name if path.name == "train" else path.name
+
