@@ -263,8 +263,17 @@ def test_mistakes_are_refused_before_anything_runs(tmp_path, held_grid, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_point_folders_are_unchanged():
-    """Finished runs of a running study are reused only if a point keeps its folder name: the names
-    recorded from the smoke grid before sweeps moved to Dask."""
-    grid = load_grid(resolve_grid("smoke")).with_fixed({"teacher_run_dir": "/tmp/fakd-smoke/teacher"})
-    assert [point.key for point in grid.points] == ["method-none_seed-0-bf335d37", "method-fakd_seed-0-b5512242"]
+def test_point_folders_are_named_by_what_they_compute(tmp_path):
+    """Finished runs of a running study are reused only if a point keeps its folder name: the name holds the
+    varied values and a digest of the point's identity — the teacher by its checkpoint's bytes, not its folder
+    (the names recorded from the smoke grid for a teacher that has no checkpoint yet)."""
+    def keys(teacher_run_dir):
+        grid = load_grid(resolve_grid("smoke")).with_fixed({"teacher_run_dir": str(teacher_run_dir)})
+        return [point.key for point in grid.points]
+
+    assert keys("/nowhere/teacher") == ["method-none_seed-0-78219109", "method-fakd_seed-0-1ab07555"]
+    for name, weights in (("here", b"teacher"), ("moved", b"teacher"), ("other", b"another teacher")):
+        (tmp_path / name / "train" / "checkpoints").mkdir(parents=True)
+        (tmp_path / name / "train" / "checkpoints" / "best.pt").write_bytes(weights)
+    assert keys(tmp_path / "here") == keys(tmp_path / "moved") != keys(tmp_path / "other")
+    assert keys(tmp_path / "here")[0].startswith("method-none_seed-0-") and keys(tmp_path / "here") != keys("/nowhere")
