@@ -25,7 +25,8 @@ def register(subparsers) -> None:
         "input after warm-up. With two or more models, the ratios of the first to the others.",
     )
     parser.add_argument("--model", action="append", required=True, metavar="PRESET_OR_CKPT",
-                        help="a model preset (rcan-teacher, ...), a checkpoint file or fakd:<name>; repeatable")
+                        help="a model preset (rcan-teacher, ...), a checkpoint file (fakd, official RCAN/EDSR, "
+                                            "BasicSR, .safetensors) or fakd:<name>; repeatable")
     parser.add_argument("--scale", type=positive_int, required=True, help="upscaling factor")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the rows as JSON")
     parser.add_argument("--latency-size", type=positive_int, default=64, metavar="PX",

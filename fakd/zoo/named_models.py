@@ -23,7 +23,7 @@ def model_from_spec(spec: str, *, scale: int, device: torch.device | str | None 
     if spec in PRESETS:
         model = build_model(spec, scale=scale).eval()
         return spec, model.to(torch.device("cpu") if device is None else torch.device(device))
-    if path.suffix in (".pt", ".pth") or path.parent != Path("."):
+    if path.suffix in (".pt", ".pth", ".safetensors") or path.parent != Path("."):
         raise FakdError(f"checkpoint {spec!r} not found")
     raise FakdError(f"{spec!r} is neither a model preset ({', '.join(list_presets())}) nor a checkpoint file")
 
