@@ -93,4 +93,5 @@ def _onnx_row(spec: str, args: argparse.Namespace) -> dict:
     except Exception as error:  # onnx/onnxruntime raise their own types for foreign or damaged files
         if isinstance(error, FakdError):
             raise
-        raise FakdError(f"{spec!r} is not an ONNX model onnxruntime runs ({str(error).splitlines()[0][:120]})") from None
+        detail = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise FakdError(f"{spec!r} is not an ONNX model onnxruntime runs ({detail})") from None

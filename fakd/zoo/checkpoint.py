@@ -33,9 +33,10 @@ from torch import nn
 
 from fakd.atomic import storage_errors
 from fakd.errors import FakdError
-from fakd.models import build_model_from_config
+from fakd.models import build_model_from_config, count_parameters
 from fakd.models.registry import check_model_size
-from fakd.zoo.official import recognise
+from fakd.models.spandrel_adapter import SPANDREL_ARCH, spandrel_model
+from fakd.zoo.official import UnknownLayout, recognise
 from fakd.zoo.pretrained import file_sha256, resolve_checkpoint_path
 from fakd.zoo.weights_file import SAFETENSORS_RES_SCALE, read_weights_file
 
@@ -132,6 +133,8 @@ def _check_rebuildable(payload: dict[str, Any], *, where: str) -> None:
 def build_model_from_checkpoint(payload: dict[str, Any], *, source: str = "checkpoint") -> nn.Module:
     """Rebuild the network recorded in ``payload`` and load its weights (strict)."""
     _check_rebuildable(payload, where=source)
+    if payload["model_config"]["arch"] == SPANDREL_ARCH:
+        return spandrel_model(payload["model_state"], where=source)
     try:
         check_model_size(dict(payload["model_config"]), where="model_config")  # no memory yet
     except FakdError as error:
@@ -190,7 +193,10 @@ def read_model_payload(path: str | Path, *, res_scale: float | None = None, scal
         return contents.payload
     if res_scale is None and SAFETENSORS_RES_SCALE in contents.metadata:
         res_scale = float(contents.metadata[SAFETENSORS_RES_SCALE])
-    recognised = recognise(contents.payload, where=f"{str(path)!r}", res_scale=res_scale)
+    try:
+        recognised = recognise(contents.payload, where=f"{str(path)!r}", res_scale=res_scale)
+    except UnknownLayout as unknown:
+        return _spandrel_payload(contents, path=path, scale=scale, quiet=quiet, unknown=unknown)
     _check_scale(recognised.model_config, scale=scale, path=path)
     digest = file_sha256(path)
     if not quiet:
@@ -206,3 +212,31 @@ def read_model_payload(path: str | Path, *, res_scale: float | None = None, scal
 def _check_scale(config: dict[str, Any], *, scale: int | None, path: Path) -> None:
     if scale is not None and config.get("scale") != int(scale):
         raise FakdError(f"checkpoint {str(path)!r} is a ×{config.get('scale')} model, but ×{scale} was asked for")
+
+
+def _spandrel_payload(contents, *, path: Path, scale: int | None, quiet: bool, unknown: FakdError) -> dict[str, Any]:
+    """The payload of a network spandrel recognises (fakd.models.spandrel_adapter); without spandrel, or for
+    a network it does not know either, the nearest-layout error ``unknown``."""
+    from fakd.zoo.spandrel_import import spandrel_registry
+
+    try:
+        spandrel_registry()
+    except FakdError as missing:
+        raise FakdError(f"{unknown} ({missing})") from None
+    try:
+        model = spandrel_model(contents.payload, where=f"{str(path)!r}")
+    except FakdError as error:
+        if "does not recognise" in str(error):
+            raise unknown from None
+        raise
+    _check_scale(model.config, scale=scale, path=path)
+    digest = file_sha256(path)
+    defaults = ", ".join(model.default_taps) or "none"
+    description = (f"spandrel {model.arch_id} x{model.scale}, {count_parameters(model.net) / 1e6:.2f}M parameters, "
+                   f"{len(model.tap_names())} taps at LR resolution (default {defaults})")
+    if not quiet:
+        print(f"{path.name}: {description} ({contents.container}, sha256 {digest[:16]})", file=sys.stderr, flush=True)
+    return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model_config": dict(model.config),
+            "model_state": dict(contents.payload), "model_name": path.stem, "role": "imported",
+            "source": {"file": path.name, "sha256": digest, "layout": f"spandrel-{model.arch_id}",
+                       "container": contents.container, "description": description}}

@@ -54,6 +54,10 @@ PIXEL_RANGES = (255.0, 1.0)
 MEAN_TOLERANCE = 1e-3  # relative, on the mean shift's bias
 
 
+class UnknownLayout(FakdError):
+    """The state dict lacks a key every known layout has: not an official/BasicSR RCAN or EDSR at all."""
+
+
 @dataclass(frozen=True)
 class Recognised:
     """A state dict recognised as an official or BasicSR network, converted to fakd's."""
@@ -91,7 +95,7 @@ def recognise(state: dict, *, where: str, res_scale: float | None = None) -> Rec
     nearest layout and the first key or shape that did not match."""
     layout, missing = nearest_layout(state)
     if missing is not None:
-        raise FakdError(f"{where} is not a model fakd knows: nearest layout {LAYOUTS[layout]}, "
+        raise UnknownLayout(f"{where} is not a model fakd knows: nearest layout {LAYOUTS[layout]}, "
                         f"but key {missing!r} is missing (first keys: {_first_keys(state)})")
     original_names = {key: key for key in state}
     if layout.startswith("basicsr"):
