@@ -18,7 +18,7 @@ from fakd.models.spandrel_adapter import SpandrelSR
 from fakd.train.distillation import build_objective
 from fakd.train.config import load_run_config
 from fakd.zoo.checkpoint import load_checkpoint, load_model_from_checkpoint
-from fakd.zoo.spandrel_import import spandrel_registry
+from fakd.models.spandrel_import import spandrel_registry
 
 
 def _quiet(build):

@@ -22,7 +22,7 @@ def _checkpoint(tmp_path, model, name="student.pt"):
 
 
 def _spandrel_model(path):
-    from fakd.zoo.spandrel_import import spandrel_registry
+    from fakd.models.spandrel_import import spandrel_registry
 
     spandrel, registry, _ = spandrel_registry()
     return spandrel.ModelLoader(registry=registry).load_from_file(path).model.eval()
@@ -99,7 +99,7 @@ def test_spandrel_imports_beside_a_torchvision_that_does_not_load(tmp_path):
     fake = tmp_path / "torchvision"
     fake.mkdir()
     (fake / "__init__.py").write_text("raise RuntimeError('operator torchvision::nms does not exist')\n")
-    code = ("import sys; from fakd.zoo.spandrel_import import spandrel_registry; "
+    code = ("import sys; from fakd.models.spandrel_import import spandrel_registry; "
             "spandrel, registry, left_out = spandrel_registry(); "
             "print(len(registry), left_out, 'RCAN' in registry, 'torchvision' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

@@ -48,7 +48,7 @@ def _run(model, lr):
 
 
 def test_official_rcan_computes_what_spandrels_rcan_computes(tmp_path):
-    from fakd.zoo.spandrel_import import spandrel_registry
+    from fakd.models.spandrel_import import spandrel_registry
 
     spandrel, registry, _ = spandrel_registry()
     path = _official_file(tmp_path, _rcan())

@@ -122,7 +122,7 @@ class SpandrelSR(nn.Module):
 def spandrel_model(state_dict: dict, *, where: str) -> SpandrelSR:
     """The spandrel network of ``state_dict`` behind :class:`SpandrelSR`; an architecture spandrel does not
     know → FakdError."""
-    from fakd.zoo.spandrel_import import spandrel_registry
+    from fakd.models.spandrel_import import spandrel_registry
 
     spandrel, registry, _ = spandrel_registry()
     try:

@@ -217,7 +217,7 @@ def _check_scale(config: dict[str, Any], *, scale: int | None, path: Path) -> No
 def _spandrel_payload(contents, *, path: Path, scale: int | None, quiet: bool, unknown: FakdError) -> dict[str, Any]:
     """The payload of a network spandrel recognises (fakd.models.spandrel_adapter); without spandrel, or for
     a network it does not know either, the nearest-layout error ``unknown``."""
-    from fakd.zoo.spandrel_import import spandrel_registry
+    from fakd.models.spandrel_import import spandrel_registry
 
     try:
         spandrel_registry()
