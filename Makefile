@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --constraint $(CONSTRAINTS) -e '.[notebooks,dev,onnx]' einops
 	# spandrel without its torchvision requirement: torchvision does not load beside the CPU torch wheel and
-	# fakd never imports it (fakd.zoo.spandrel_import); the tests load networks through spandrel.
+	# fakd never imports it (fakd.models.spandrel_import); the tests load networks through spandrel.
 	$(BIN)/pip install --quiet --constraint $(CONSTRAINTS) --no-deps spandrel
 	touch $(STAMP)
 

@@ -203,7 +203,8 @@ def _official_config(state: dict, *, arch: str, res_scale: float | None, where: 
         n_resblocks = _count(state, r"body\.(\d+)\.body\.0\.weight")
         if res_scale is None:
             res_scale = EDSR_RES_SCALE_PRESETS.get((n_resblocks, n_feats), 1.0)
-            source = "the paper's value for this size; --res-scale to change"
+            source = ("the paper's EDSR" if (n_resblocks, n_feats) in EDSR_RES_SCALE_PRESETS
+                      else "the default, not held by the weights") + "; fakd convert --res-scale X for another"
         else:
             source = "given"
         config.update(n_resblocks=n_resblocks, n_feats=n_feats, res_scale=float(res_scale))
