@@ -22,6 +22,7 @@ from fakd.models.spandrel_import import spandrel_registry
 
 
 def _quiet(build):
+    """Build a spandrel network (spandrel imported through fakd's guard: this machine has no torchvision)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         torch.manual_seed(0)
@@ -29,6 +30,7 @@ def _quiet(build):
 
 
 def _swinir():
+    spandrel_registry()
     from spandrel.architectures.SwinIR import SwinIR
 
     return _quiet(lambda: SwinIR(upscale=4, img_size=16, window_size=8, embed_dim=24, depths=[2, 2, 2, 2],
@@ -37,6 +39,7 @@ def _swinir():
 
 
 def _esrgan():
+    spandrel_registry()
     from spandrel.architectures.ESRGAN import ESRGAN
 
     return _quiet(lambda: ESRGAN(in_nc=3, out_nc=3, num_filters=16, num_blocks=3, scale=4))
@@ -134,6 +137,7 @@ def test_convert_keeps_a_spandrel_network(tmp_path):
 
 
 def test_a_network_that_is_not_super_resolution_is_refused(tmp_path, capsys):
+    spandrel_registry()
     from spandrel.architectures.DnCNN import DnCNN
 
     path = _saved(tmp_path, _quiet(lambda: DnCNN(in_nc=3, out_nc=3, nc=16, nb=4)), "dncnn.pth")
@@ -142,3 +146,13 @@ def test_a_network_that_is_not_super_resolution_is_refused(tmp_path, capsys):
     torch.save({"encoder.weight": torch.zeros(3)}, path)
     with pytest.raises(FakdError, match="is not a model fakd knows: nearest layout"):
         load_model_from_checkpoint(path)
+
+
+def test_profile_and_export_of_a_spandrel_network(tmp_path, capsys):
+    path = _saved(tmp_path, _swinir(), "swinir.pth")
+    assert main(["profile", "--model", str(path), "--scale", "4", "--latency-size", "16", "--repeats", "1",
+                 "--warmup", "0"]) == 0
+    assert "swinir" in capsys.readouterr().out
+    assert main(["export", str(path), "--format", "official", "--out", str(tmp_path / "x.pt")]) == 2
+    assert "this is a SwinIR network: use --format onnx" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()

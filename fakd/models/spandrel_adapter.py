@@ -75,7 +75,9 @@ class SpandrelSR(nn.Module):
 
     def _forward_view(self, name: str):
         def hook(module, args, output):
-            self.views[_key(name)](self._as_map(output, kind=self._kinds[name]))
+            view = self.views[_key(name)]
+            if view._forward_hooks:  # only while something taps it (FeatureTaps): no work otherwise
+                view(self._as_map(output, kind=self._kinds[name]))
         return hook
 
     def _as_map(self, output: Tensor, *, kind: str) -> Tensor:

@@ -27,6 +27,7 @@ from fakd.zoo.official import official_state_dict, recognise
 from fakd.zoo.weights_file import SAFETENSORS_RES_SCALE
 
 FORMATS = ("official", "safetensors", "onnx")
+OFFICIAL_ARCHITECTURES = ("rcan", "edsr")
 SUFFIXES = {"official": ".pt", "safetensors": ".safetensors", "onnx": ".onnx"}
 ONNX_OPSET = 17
 CHECK_SIZE = (1, 3, 24, 20)  # the random LR image the round trip is checked on
@@ -41,6 +42,9 @@ def export_weights(model: nn.Module, *, fmt: str, out: str | Path) -> dict:
     out = Path(out)
     if out.suffix != SUFFIXES[fmt]:
         raise FakdError(f"--out {str(out)!r}: --format {fmt} writes a {SUFFIXES[fmt]} file")
+    if fmt != "onnx" and model.config.get("arch") not in OFFICIAL_ARCHITECTURES:
+        raise FakdError(f"--format {fmt} writes fakd's RCAN/EDSR in the official layout; this is a "
+                        f"{model.config.get('spandrel_arch', model.config.get('arch'))} network: use --format onnx")
     model = model.eval().cpu()
     data, difference, checked_with = _EXPORTERS[fmt](model)
     if not difference <= TOLERANCE:
