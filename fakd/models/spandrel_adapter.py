@@ -34,6 +34,10 @@ PROBE_SIZE = (48, 96)  # the probe's LR size: a multiple of the usual windows (8
 MAX_PAD_MULTIPLE = 64
 
 
+class NotRecognised(FakdError):
+    """spandrel knows no architecture with these keys."""
+
+
 class TapView(nn.Module):
     """Identity on a tap's reshaped map: forward hooks on it see what the tap means."""
 
@@ -133,7 +137,7 @@ def spandrel_model(state_dict: dict, *, where: str) -> SpandrelSR:
             descriptor = registry.load(state_dict)
             return SpandrelSR(descriptor, state_dict=state_dict)
     except spandrel.UnsupportedModelError:
-        raise FakdError(f"{where}: spandrel does not recognise this network either") from None
+        raise NotRecognised(f"{where}: spandrel does not recognise this network either") from None
     except Exception as error:  # an architecture's own loader failing on an odd state dict
         if isinstance(error, FakdError):
             raise

@@ -35,7 +35,7 @@ from fakd.atomic import storage_errors
 from fakd.errors import FakdError
 from fakd.models import build_model_from_config, count_parameters
 from fakd.models.registry import check_model_size
-from fakd.models.spandrel_adapter import SPANDREL_ARCH, spandrel_model
+from fakd.models.spandrel_adapter import SPANDREL_ARCH, NotRecognised, spandrel_model
 from fakd.zoo.official import UnknownLayout, recognise
 from fakd.zoo.pretrained import file_sha256, resolve_checkpoint_path
 from fakd.zoo.weights_file import SAFETENSORS_RES_SCALE, read_weights_file
@@ -180,7 +180,6 @@ def load_model_from_checkpoint(
     return model.to(torch.device("cpu") if device is None else torch.device(device))
 
 
-
 def read_model_payload(path: str | Path, *, res_scale: float | None = None, scale: int | None = None,
                        quiet: bool = False) -> dict[str, Any]:
     """A fakd checkpoint's payload, or one made from official / BasicSR / .safetensors weights (converted
@@ -225,10 +224,8 @@ def _spandrel_payload(contents, *, path: Path, scale: int | None, quiet: bool, u
         raise FakdError(f"{unknown} ({missing})") from None
     try:
         model = spandrel_model(contents.payload, where=f"{str(path)!r}")
-    except FakdError as error:
-        if "does not recognise" in str(error):
-            raise unknown from None
-        raise
+    except NotRecognised:
+        raise unknown from None
     _check_scale(model.config, scale=scale, path=path)
     digest = file_sha256(path)
     defaults = ", ".join(model.default_taps) or "none"
