@@ -76,9 +76,9 @@ class StudyContext:
     data_root: str | None = None
     device: str | None = None
     archive: Path | None = None
-    render_only: bool = False  # train nothing: finished training runs only (``fakd study --render-only``)
     teacher: Path | None = None  # ``fakd study --teacher FILE``: adopted as the teacher step's run
     teacher_sha256: str = ""
+    render_only: bool = False  # train nothing: finished training runs only (``fakd study --render-only``)
 
     def run_dir(self, step: str) -> Path:
         """The step's run folder; an adopted teacher file's is named by its sha256, so students distilled from
