@@ -131,6 +131,33 @@ def test_basicsr_checkpoint_with_module_prefix(tmp_path, capsys):
     assert (_run(loaded, lr) - _run(model, lr)).abs().max().item() * 255 < 1e-3
 
 
+def test_basicsr_edsr_checkpoint(tmp_path, capsys):
+    """BasicSR's EDSR (basicsr/archs/edsr_arch.py): conv_first, body.i.conv1/conv2, conv_after_body,
+    upsample.k, conv_last; its mean a buffer, img_range 255."""
+    model = _edsr(scale=4, res_scale=1.0)
+    names = {"head.0": "conv_first", "body.3": "conv_after_body", "tail.1": "conv_last"}
+    state = {}
+    for key, value in official_state_dict(model).items():
+        prefix, leaf = key.rsplit(".", 1)
+        if prefix in ("sub_mean", "add_mean"):
+            continue
+        if prefix in names:
+            prefix = names[prefix]
+        elif prefix.startswith("tail.0."):
+            prefix = "upsample." + prefix.split(".")[2]
+        else:  # body.i.body.{0,2}
+            block, conv = prefix.split(".")[1], prefix.split(".")[3]
+            prefix = f"body.{block}.conv{1 if conv == '0' else 2}"
+        state[f"{prefix}.{leaf}"] = value
+    assert {"body.2.conv2.weight", "upsample.2.bias", "conv_after_body.weight"} <= set(state)
+    path = tmp_path / "basicsr_edsr.pth"
+    torch.save({"params": state}, path)
+    loaded = load_model_from_checkpoint(path, scale=4)
+    assert "BasicSR EDSR x4, 3 blocks, 16 features" in capsys.readouterr().err
+    lr = torch.rand(1, 3, 7, 8)
+    assert (_run(loaded, lr) - _run(model, lr)).abs().max().item() * 255 < 1e-3
+
+
 def test_safetensors_file_and_recognition_line(tmp_path, capsys):
     model = _rcan(scale=3)
     path = tmp_path / "rcan.safetensors"
