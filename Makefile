@@ -19,7 +19,10 @@ PROFILE ?= $(if $(DATA_ROOT),cpu,demo)
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --constraint $(CONSTRAINTS) -e '.[notebooks,dev]'
+	$(BIN)/pip install --quiet --constraint $(CONSTRAINTS) -e '.[notebooks,dev,onnx]' einops
+	# spandrel without its torchvision requirement: torchvision does not load beside the CPU torch wheel and
+	# fakd never imports it (fakd.models.spandrel_import); the tests load networks through spandrel.
+	$(BIN)/pip install --quiet --constraint $(CONSTRAINTS) --no-deps spandrel
 	touch $(STAMP)
 
 install: $(STAMP)

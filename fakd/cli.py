@@ -27,6 +27,8 @@ COMMANDS = {
     "upscale": "super-resolve images with a checkpoint (large images in overlapping tiles)",
     "study": "run the study notebooks (primer … ablation report) and render them as one report",
     "sweep": "run a notebook over a parameter grid (parallel, resumable) and gather one results table",
+    "convert": "write official RCAN/EDSR, BasicSR or .safetensors weights as a fakd checkpoint",
+    "taps": "list a model's tap points with the shape of each feature map",
     "export": "ship a finished run's best model as fakd:<name> (or --list the shipped models)",
     "explore": "serve the affinity explorer as a web page: click a pixel, see its affinity maps",
 }

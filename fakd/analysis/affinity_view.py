@@ -95,12 +95,14 @@ def compare_affinities(teacher: nn.Module, student: nn.Module, lr: Tensor, *, pi
                        teacher_taps: Sequence[str] | None = None) -> list[dict]:
     """Per tap: the teacher's and the student's affinity rows for ``pixel`` (LR (y, x)) and their agreement.
 
-    ``taps`` default to the student's default taps; the teacher uses the same names unless
-    ``teacher_taps`` pairs others one to one. Returns one dict per tap with ``tap``, ``teacher_row``,
-    ``student_row``, ``difference`` (student − teacher), ``l1`` and ``correlation``.
+    ``taps`` default to the student's default taps and the teacher's to its own (as distillation pairs them:
+    the same names for models of one depth, the same relative depths otherwise); given ``taps``, the teacher
+    uses the same names unless ``teacher_taps`` pairs others one to one. Returns one dict per tap with
+    ``tap``, ``teacher_row``, ``student_row``, ``difference`` (student − teacher), ``l1`` and ``correlation``.
     """
     student_names = resolve_taps(student, None if taps is None else list(taps))
-    teacher_names = resolve_taps(teacher, list(teacher_taps) if teacher_taps is not None else student_names)
+    teacher_names = resolve_taps(teacher, list(teacher_taps) if teacher_taps is not None
+                                 else None if taps is None else student_names)
     check_tap_pairs(student_names, teacher_names, what="the affinity comparison")
     student_features = tap_features(student, lr, student_names)
     teacher_features = tap_features(teacher, lr, teacher_names)

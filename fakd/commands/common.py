@@ -46,6 +46,17 @@ def positive_int(text: str) -> int:
     return _whole_number(text, minimum=1)
 
 
+def positive_number(text: str) -> float:
+    """argparse type for a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     """``--threads N``: torch CPU threads; the default is chosen by ``fakd.threads.choose_threads``."""
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",

@@ -30,7 +30,9 @@ def register(subparsers) -> None:
         help="train a student with knowledge distillation from a teacher checkpoint",
         description=__doc__.split("\n\n", 1)[1].replace("``", ""),
     )
-    parser.add_argument("--teacher", required=True, metavar="CKPT", help="teacher checkpoint (fakd train --role teacher) or fakd:<name> for a shipped teacher")
+    parser.add_argument("--teacher", required=True, metavar="CKPT", help="teacher checkpoint (fakd train --role "
+                        "teacher), fakd:<name> for a shipped teacher, or official RCAN/EDSR weights, a BasicSR "
+                        "checkpoint or a .safetensors file (docs/models.md)")
     parser.add_argument("--method", action="append", default=None, metavar="METHOD",
                         help=f"{' | '.join(known_methods())}; repeatable (default: the config's, fakd)")
     parser.add_argument("--weight", action="append", type=float, default=None, metavar="W",

@@ -32,7 +32,9 @@ def register(subparsers) -> None:
     parser.add_argument("--model", action="append", default=[], choices=BUILTIN_MODELS,
                         help="a built-in model: bicubic (MATLAB bicubic upscaling); repeatable")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="CKPT",
-                        help="a trained fakd checkpoint file, or fakd:<name> for a shipped model (fakd export --list); repeatable")
+                        help="a trained fakd checkpoint file, fakd:<name> for a shipped model (fakd export --list), "
+                        "or official RCAN/EDSR weights, a BasicSR checkpoint or a .safetensors "
+                        "file; repeatable")
     parser.add_argument("--dataset", action="append", required=True, metavar="SET_OR_PATH",
                         help="a set name under the data root (Set5, Set14, B100), an embedded set (skimage-test) or a folder; repeatable")
     parser.add_argument("--scale", type=positive_int, required=True, help="upscaling factor")

@@ -40,6 +40,11 @@ def register(subparsers) -> None:
                         help="train nothing: render the report from the finished training runs (with --archive: "
                         "the committed ones), re-executing only the cheap report notebooks; points not yet "
                         "trained are listed as pending")
+    parser.add_argument("--teacher", default=None, metavar="FILE",
+                        help="adopt this model as the teacher instead of training the profile's (or adopting the "
+                        "demo's shipped one): a fakd checkpoint, fakd:<name>, official RCAN/EDSR weights, a "
+                        "BasicSR checkpoint or a .safetensors file of the profile's scale; a teacher of another "
+                        "depth is tapped at the same relative depths (docs/models.md)")
     add_data_root_argument(parser)
     add_device_argument(parser)
     parser.set_defaults(handler=run)
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                            device=None if args.device == "auto" else args.device, workers=args.workers,
                            command=command, on_step=print_step, archive=args.archive,
                            scheduler=scheduler_address(args.scheduler), gpus_per_point=args.gpus_per_point,
-                           render_only=args.render_only)
+                           render_only=args.render_only, teacher=args.teacher)
     if report.failure:
         print(f"fakd study: {report.failure}; the previous report in {report_dir} is untouched, this run's "
               f"partial report is {report.index}", file=sys.stderr)

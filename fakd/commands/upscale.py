@@ -27,7 +27,9 @@ def register(subparsers) -> None:
         "inputs. Every input is checked before any work, and the results appear together at the end or "
         "not at all; an existing file is never replaced without --overwrite, an input never.",
     )
-    parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="a fakd checkpoint (best.pt) or fakd:<name> for a shipped model")
+    parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="a fakd checkpoint (best.pt), fakd:<name> "
+                        "for a shipped model, or official RCAN/EDSR weights, a BasicSR checkpoint or a .safetensors "
+                        "file")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
     parser.add_argument("--output", required=True, type=Path, metavar="DIR",
                         help="folder for the results (created; not an input folder)")

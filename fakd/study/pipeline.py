@@ -40,7 +40,7 @@ from fakd.train.teacher_cache import prune_seeds
 from fakd.errors import FakdError
 from fakd.paths import check_output_folder
 from fakd.analysis.results import default_test_sets
-from fakd.study.adopt import adopt_shipped_model
+from fakd.study.adopt import adopt_model_file, adopt_shipped_model
 from fakd.study.archive import DATA_PLACEHOLDER, RUNS_PLACEHOLDER, archive_run, restore_runs, scrub_folder
 from fakd.study.migrate import migrate_archive
 from fakd.study.compact import compact_png_file
@@ -56,10 +56,14 @@ from fakd.study.steplog import StepClock
 from fakd.study.render import (FIGURES_FOLDER, HTML_FOLDER, TABLES_FOLDER, ReportEntry, render_notebook,
                                write_report)
 from fakd.analysis.results import read_results
+from fakd.zoo.checkpoint import read_model_payload
+from fakd.zoo.pretrained import file_sha256, resolve_checkpoint_path
 from fakd.study.sweep import RUNS_FOLDER, finished_part, print_outcome, run_sweep
 
 STUDY_GRIDS = {"smoke": "smoke.yaml", "demo": "demo.yaml", "cpu": "cpu_ablation.yaml", "cpu-x2": "cpu_x2.yaml",
                "paper": "paper_ablation.yaml"}
+TEACHER_STEP = "teacher"
+EXPLORER_STEP = "explorer"
 # Profiles whose teacher is a shipped model, adopted instead of trained.
 SHIPPED_TEACHERS = {"demo": "rcan-cpu-teacher-x4"}
 SUMMARY_FILE = "summary.md"
@@ -77,10 +81,16 @@ class StudyContext:
     data_root: str | None = None
     device: str | None = None
     archive: Path | None = None
+    teacher: Path | None = None  # ``fakd study --teacher FILE``: adopted as the teacher step's run
+    teacher_sha256: str = ""
     render_only: bool = False  # train nothing: finished training runs only (``fakd study --render-only``)
     cache_freed: dict = field(default_factory=dict, compare=False)  # seed -> bytes of teacher cache deleted
 
     def run_dir(self, step: str) -> Path:
+        """The step's run folder; an adopted teacher file's is named by its sha256, so students distilled from
+        another teacher are never reused for it."""
+        if step == TEACHER_STEP and self.teacher is not None:
+            return self.runs_dir / f"{step}-{self.teacher_sha256[:12]}"
         return self.runs_dir / step
 
     @property
@@ -200,6 +210,7 @@ def _provenance(context: StudyContext, *, command: str, started: float, started_
         "device": context.device or "auto",
         "git commit": git_commit() or "unknown",
         "runs folder": str(context.runs_dir),
+        **({"teacher": f"{context.teacher.name} (sha256 {context.teacher_sha256})"} if context.teacher else {}),
         "started (UTC)": started_at,
         "wall time": f"{time.monotonic() - started:.0f} s",
         "python / torch": f"{sys.version.split()[0]} / {torch_version}",
@@ -244,6 +255,15 @@ def _run_step(step: Step, context: StudyContext, *, workers: int, progress: bool
               gpus_per_point: int = 0) -> ReportEntry:
     """Run (or reuse) one step; NotebookFailed / a failed sweep point ends up in the entry's status."""
     run_dir = context.run_dir(step.name)
+    if step.name == TEACHER_STEP and context.teacher is not None:
+        adopted = adopt_model_file(context.teacher, run_dir, scale=load_run_config(context.profile).scale,
+                                   data_root=context.data_root, device=context.device)
+        return ReportEntry(title=f"{step.title}: your model {context.teacher.name}",
+                           status="reused" if adopted.reused else "done", note=f"adopted, {adopted.seconds:.0f} s")
+    if step.name == EXPLORER_STEP and context.teacher is not None:
+        unpaired = _explorer_unpaired_taps(context)
+        if unpaired:
+            return ReportEntry(title=step.title, status="skipped", note=unpaired)
     if step.shipped and context.profile in step.shipped:
         adopted = adopt_shipped_model(step.shipped[context.profile], run_dir, data_root=context.data_root,
                                       device=context.device)
@@ -314,20 +334,23 @@ def run_study(*, profile: str, report_dir: Path, runs_dir: Path, data_root: str 
               device: str | None = None, workers: int = 1, command: str = "fakd study",
               archive: Path | None = None, scheduler: str | None = None, gpus_per_point: int = 0,
               steps: tuple[Step, ...] = STUDY_STEPS, progress: bool = True, render_only: bool = False,
-              on_step: Callable[[ReportEntry], None] | None = None) -> StudyReport:
+              on_step: Callable[[ReportEntry], None] | None = None, teacher: str | Path | None = None) -> StudyReport:
     """Run the study's steps in order (stopping at the first failed notebook), then write the report.
 
     The student grid runs on ``workers`` local Dask worker processes, or on the cluster at ``scheduler``
     (``fakd.study.sweep``). User mistakes (folders, device, data, a report folder of another study) are
     refused before any step runs. The report replaces the one in ``report_dir`` only when all succeeded.
     ``render_only`` trains nothing: the report shows the finished training runs (the sweep's unfinished
-    points are named as not trained yet; an unfinished teacher stops the study).
+    points are named as not trained yet; an unfinished teacher stops the study). ``teacher``: a model file
+    (fakd checkpoint, official RCAN/EDSR weights, BasicSR, .safetensors) adopted as the teacher instead of
+    training the profile's; checked (readable, the profile's scale) before anything runs.
     """
     identity = _preflight(profile=profile, report_dir=report_dir, runs_dir=runs_dir, archive=archive,
                           data_root=data_root, device=device, local=scheduler is None)
+    teacher_path, teacher_sha256 = _check_teacher_file(teacher, profile=profile)
     context = StudyContext(profile=profile, runs_dir=Path(runs_dir), report_dir=staging_folder(report_dir, identity=identity),
                            data_root=data_root, device=device, archive=None if archive is None else Path(archive),
-                           render_only=render_only)
+                           render_only=render_only, teacher=teacher_path, teacher_sha256=teacher_sha256)
     if context.archive is not None:
         migrated = migrate_archive(context.archive, data_root=data_root) if context.archive.is_dir() else {}
         if progress and migrated:
@@ -362,7 +385,7 @@ def _estimate_lines(steps, context: StudyContext, *, workers: int) -> list[str]:
     """The training still to do (finished runs skipped) and its expected wall time (fakd.study.estimate)."""
     config, teacher_iterations, students, total = load_run_config(context.profile), 0, [], 0
     for step in steps:
-        if step.notebook == "02_train_teacher":
+        if step.notebook == "02_train_teacher" and context.teacher is None:
             notebook = resolve_notebook(step.notebook)
             if finished_run(notebook, context.run_dir(step.name), _notebook_parameters(notebook, context, step)) is None:
                 teacher_iterations = config.teacher.iterations
@@ -377,6 +400,33 @@ def _estimate_lines(steps, context: StudyContext, *, workers: int) -> list[str]:
     estimate = estimate_training(teacher_iterations=teacher_iterations, students=students, total_runs=total,
                                  workers=workers)
     return estimate_lines(estimate, profile=context.profile, workers=workers)
+
+
+def _explorer_unpaired_taps(context: StudyContext) -> str:
+    """Why the explorer cannot show an adopted teacher of another depth ("" when it can): it pairs the
+    student's taps with the teacher's of the same name, while distillation pairs each model's default taps
+    (the relative-depth rule)."""
+    from fakd.models import build_model
+    from fakd.train.runs import load_best_model
+
+    config = load_run_config(context.profile)
+    student = build_model(config.student.model.preset, scale=config.scale, **config.student.model.overrides)
+    teacher = load_best_model(context.run_dir(TEACHER_STEP), scale=config.scale)
+    missing = [tap for tap in student.default_taps if tap not in teacher.tap_names()]
+    if not missing:
+        return ""
+    return (f"the explorer pairs the student's taps ({', '.join(student.default_taps)}) with the teacher's of the "
+            f"same name, and {context.teacher.name} has no {', '.join(missing)}; the students were distilled at its "
+            f"taps {', '.join(teacher.default_taps)} (same relative depths)")
+
+
+def _check_teacher_file(teacher, *, profile: str) -> tuple[Path | None, str]:
+    """(path, sha256) of ``fakd study --teacher FILE`` after checking it loads as a model of the profile's scale."""
+    if teacher is None:
+        return None, ""
+    path = resolve_checkpoint_path(teacher)
+    read_model_payload(path, scale=load_run_config(profile).scale)  # one line on what it holds; FakdError if bad
+    return path.resolve(), file_sha256(path)
 
 
 def _preflight(*, profile, report_dir, runs_dir, archive, data_root, device, local: bool) -> dict:
@@ -411,7 +461,7 @@ def _run_steps(steps, context: StudyContext, *, workers, progress, scheduler, gp
         if entry.status == "FAILED":
             failure = f"step {step.name} failed: {entry.note} (see {entry.page})"
             break
-        if entry.status != "done" and entry.status != "reused":
+        if entry.status not in ("done", "reused", "skipped"):
             failure = f"step {step.name}: {entry.status}"  # failed sweep points; later steps still run
     return entries, figures, failure
 

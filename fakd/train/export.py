@@ -109,6 +109,11 @@ def _recorded_set5(target: Path, *, scale: int, data_root, device) -> tuple[dict
             "lr_source": "bicubic", "psnr": float(table["psnr"].mean()), "ssim": float(table["ssim"].mean())}, None
 
 
+def run_best_checkpoint(path: str | Path) -> Path:
+    """The ``best.pt`` of an engine run (``RUN/checkpoints``) or a notebook run (``RUN/train/checkpoints``)."""
+    return _engine_run(Path(path)).best_checkpoint
+
+
 def _engine_run(path: Path) -> RunDirectory:
     for candidate in (path, path / "train"):
         run = RunDirectory(candidate)

@@ -93,12 +93,45 @@ def model_cost(
     return row
 
 
+def onnx_cost(path, *, name: str, scale: int, lr_size: int = 64, warmup: int = 2, repeats: int = 5,
+              latency: bool = True) -> dict:
+    """The cost row of an exported ONNX model (``fakd export --format onnx``): parameters from its
+    initializers, latency under onnxruntime's CPU provider with torch's thread count; no Multi-Adds
+    (the graph is not traced by torch)."""
+    import onnx
+    import onnxruntime
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path))
+    params = sum(int(numpy_helper.to_array(tensor).size) for tensor in graph.graph.initializer)
+    row = {"model": name, "scale": scale, "params": params, "multi_adds": None,
+           "output_size": f"{OUTPUT_SIZE[1]}x{OUTPUT_SIZE[0]}", "latency_lr_size": lr_size, "latency_s": None,
+           "device": "cpu (onnxruntime)", "threads": torch.get_num_threads()}
+    if latency:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        name_in = session.get_inputs()[0].name
+        generator = torch.Generator().manual_seed(0)
+        sample = torch.rand(1, 3, lr_size, lr_size, generator=generator).numpy()
+        times = []
+        for index in range(warmup + repeats):
+            start = time.perf_counter()
+            session.run(None, {name_in: sample})
+            if index >= warmup:
+                times.append(time.perf_counter() - start)
+        row["latency_s"] = statistics.median(times)
+    return row
+
+
 def cost_ratios(first: dict, second: dict) -> dict:
     """first / second for params, Multi-Adds and latency (e.g. teacher over student)."""
     ratios = {
         "of": f"{first['model']} / {second['model']}",
         "params": first["params"] / second["params"],
-        "multi_adds": first["multi_adds"] / second["multi_adds"],
+        "multi_adds": (first["multi_adds"] / second["multi_adds"]
+                       if first["multi_adds"] and second["multi_adds"] else None),
         "latency": None,
     }
     if first.get("latency_s") and second.get("latency_s"):

@@ -13,17 +13,18 @@ from fakd.models import PRESETS, build_model, list_presets
 from fakd.zoo.checkpoint import load_model_from_checkpoint, resolve_checkpoint_path
 
 
-def model_from_spec(spec: str, *, scale: int, device: torch.device | str | None = None) -> tuple[str, nn.Module]:
-    """(name, model) for a preset name (fresh weights) or a checkpoint file / ``fakd:<name>`` (its
-    trained weights)."""
+def model_from_spec(spec: str, *, scale: int, device: torch.device | str | None = None,
+                    any_scale: bool = False) -> tuple[str, nn.Module]:
+    """(name, model) for a preset name (fresh weights, at ``scale``) or a checkpoint file / ``fakd:<name>``
+    (its trained weights; of ``scale`` unless ``any_scale``)."""
     path = resolve_checkpoint_path(spec)
     if path.is_file():
-        model = load_model_from_checkpoint(path, device, scale=scale)
+        model = load_model_from_checkpoint(path, device, scale=None if any_scale else scale)
         return model.checkpoint_name, model
     if spec in PRESETS:
         model = build_model(spec, scale=scale).eval()
         return spec, model.to(torch.device("cpu") if device is None else torch.device(device))
-    if path.suffix in (".pt", ".pth") or path.parent != Path("."):
+    if path.suffix in (".pt", ".pth", ".safetensors") or path.parent != Path("."):
         raise FakdError(f"checkpoint {spec!r} not found")
     raise FakdError(f"{spec!r} is neither a model preset ({', '.join(list_presets())}) nor a checkpoint file")
 
