@@ -134,7 +134,7 @@ def test_export_writes_a_weights_only_checkpoint_and_its_entry(exported, smoke_t
     build_model_from_config(dict(entry["model_config"]))  # the recorded config rebuilds the network
 
 
-def test_fakd_spec_works_in_every_command(exported, tiny_root, tmp_path, monkeypatch, capsys):
+def test_fakd_spec_works_in_every_command(exported, smoke_teacher, tiny_root, tmp_path, monkeypatch, capsys):
     folder, entry = exported
     monkeypatch.setenv(PRETRAINED_DIR_ENV, str(folder))
     spec = "fakd:smoke-teacher-x4"
@@ -169,7 +169,8 @@ def test_fakd_spec_works_in_every_command(exported, tiny_root, tmp_path, monkeyp
     assert list_pretrained(folder) == [replaced]
     assert sorted(item.name for item in folder.iterdir()) == sorted([MANIFEST_FILE, replaced["file"]])
     # put the teacher back for the other tests of this module
-    export_pretrained(entry["source_run"], name="smoke-teacher-x4", data_root=tiny_root, out_dir=folder, device="cpu")
+    assert entry["source_run"] == smoke_teacher.name  # the run's folder name: no path of this machine
+    export_pretrained(smoke_teacher, name="smoke-teacher-x4", data_root=tiny_root, out_dir=folder, device="cpu")
     assert list_pretrained(folder)[0]["sha256"] == entry["sha256"]
 
 

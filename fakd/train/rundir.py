@@ -187,7 +187,8 @@ class RunDirectory:
             raise FakdError(f"run folder {str(self.path)!r} is damaged (config.yaml is not a mapping); "
                             f"use --overwrite")
         stored_job = {key: value for key, value in stored_job.items() if key not in MARKER_KEYS}
-        differences = _differences(_comparable(with_later_defaults(stored_config)), _comparable(config))
+        differences = _differences(_comparable(with_later_defaults(stored_config)),
+                                   _comparable(with_later_defaults(config)))
         differences += _differences(stored_job, job, prefix="job.")
         if differences:
             shown = "; ".join(differences[:3]) + (" ..." if len(differences) > 3 else "")
