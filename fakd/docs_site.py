@@ -33,6 +33,7 @@ LESSON_PAGE = "lesson.md"
 LESSON_ASSETS = "lesson"
 CLI_PAGE = "reference/cli.md"
 BUILD_CACHE = ROOT / "build" / "docs"
+CACHE_VARIABLE = "FAKD_DOCS_CACHE"  # another folder for the executed lesson (the tests use a temporary one)
 # Committed files the pages link to, copied as they are (the rendered reports, the benchmark plots).
 STATIC_FOLDERS = ("reports/cpu", "reports/cpu-x2", "reports/cpu-first-study", "benchmarks/results")
 README_MARKER = re.compile(r"<!-- README: (?P<section>[^>]+?) -->")
@@ -75,12 +76,14 @@ def cli_reference_markdown() -> str:
 # The lesson, executed
 
 
-def executed_lesson(*, cache: Path = BUILD_CACHE, notebook: Path = LESSON_NOTEBOOK) -> Path:
-    """The lesson executed with its default parameters: reused from ``cache`` when the notebook file and
-    the library are unchanged, else executed now (a few minutes on two cores)."""
+def executed_lesson(*, cache: Path | None = None, notebook: Path = LESSON_NOTEBOOK) -> Path:
+    """The lesson executed with its default parameters: reused from ``cache`` (default: $FAKD_DOCS_CACHE,
+    else ``build/docs``) when the notebook file and the library are unchanged, else executed now (a few
+    minutes on two cores)."""
     from fakd.study.notebook_runner import run_notebook
     from fakd.study.parameters import library_digest
 
+    cache = Path(cache or os.environ.get(CACHE_VARIABLE) or BUILD_CACHE)
     key = hashlib.sha256(Path(notebook).read_bytes()).hexdigest()[:16]
     run = run_notebook(Path(notebook), Path(cache) / f"lesson-{key}", {}, library=library_digest())
     return run.executed

@@ -7,14 +7,17 @@ not load and its internal links to files that are not there are problems. Links 
 followed (the site loads nothing from them).
 
     python tests/site_check.py site        # after make docs: prints the pages and problems; exit 1 if any
+    python tests/site_check.py site --screenshots docs   # also docs/site_landing.png and docs/site_lesson.png
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -94,8 +97,30 @@ def check_site(site: Path, *, executable: str | None = None) -> tuple[list[str],
     return [url[len(base):] for url in opened], problems
 
 
+SCREENSHOTS = {"site_landing.png": ("index.html", ""), "site_lesson.png": ("lesson.html", "4-the-kd-families-side-by-side")}
+
+
+def take_screenshots(site: Path, folder: Path, *, width: int = 1280, height: int = 900) -> list[Path]:
+    """What a reader sees first on the landing page and in the lesson (at its KD families), as PNGs in ``folder``."""
+    written = []
+    with served(Path(site)) as base, Browser(find_browser()) as browser:
+        browser.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        for name, (page, anchor) in SCREENSHOTS.items():
+            browser.open(base + page + (f"#{anchor}" if anchor else ""))
+            time.sleep(0.5)
+            data = browser.call("Page.captureScreenshot", format="png")["data"]
+            path = Path(folder) / name
+            path.write_bytes(base64.b64decode(data))
+            written.append(path)
+    return written
+
+
 if __name__ == "__main__":
-    pages, found = check_site(Path(sys.argv[1] if len(sys.argv) > 1 else "site"))
+    arguments = sys.argv[1:]
+    site_folder = Path(arguments[0] if arguments and not arguments[0].startswith("--") else "site")
+    pages, found = check_site(site_folder)
     print(f"{len(pages)} pages opened")
     print("\n".join(found) or "no problems")
+    if "--screenshots" in arguments:
+        print(*take_screenshots(site_folder, Path(arguments[arguments.index("--screenshots") + 1])), sep="\n")
     sys.exit(1 if found else 0)

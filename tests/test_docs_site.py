@@ -1,12 +1,13 @@
 """The documentation site: its generated pages, and the whole site built and opened in headless Chromium.
 
 The build test runs ``mkdocs build --strict`` (what ``make docs`` runs) into a temporary folder — the
-lesson notebook executed, or reused from ``build/docs/`` while unchanged — and opens every page reachable
+lesson notebook executed afresh, in a temporary cache — and opens every page reachable
 from the landing page: no console error, no failed load, no broken image or internal link. Needs
 Chromium (skips without it, fails under CI).
 """
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -66,8 +67,9 @@ def test_the_lesson_page_collapses_solutions_and_keeps_exercises(tmp_path):
 @pytest.mark.slow
 def test_the_built_site_has_no_broken_link_or_console_error(chromium, tmp_path):
     site = tmp_path / "site"
+    environment = {**os.environ, docs_site.CACHE_VARIABLE: str(tmp_path / "cache")}  # the lesson executed afresh
     build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-                           cwd=ROOT, capture_output=True, text=True, timeout=1200)
+                           cwd=ROOT, capture_output=True, text=True, timeout=1200, env=environment)
     assert build.returncode == 0, build.stderr[-3000:]
     pages, problems = check_site(site, executable=chromium)
     assert problems == []

@@ -1,8 +1,8 @@
 """The lesson's self-checking exercises: each ``check_*`` runs a learner's answer and says right or wrong.
 
 A check prints one line — ``✓ right: …``, ``✗ wrong: …`` (what differs) or ``… not answered yet`` for
-an untouched stub that returns None — and returns True only when the answer is right, so an exercise
-cell runs headless without failing. References are the kit's own functions (``fakd.distill``) on
+an untouched stub that returns None — and returns nothing (the cell shows just that line), so an
+exercise cell runs headless without failing. References are the kit's own functions (``fakd.distill``) on
 random features of several widths, compared in float64; the widths answer is checked against what
 the loss classes do (``fakd.analysis.lesson_families.width_requirement``).
 """
@@ -28,10 +28,9 @@ def _features(seed: int = 0) -> list[Tensor]:
     return [torch.randn(*shape, generator=generator, dtype=torch.float64) for shape in FEATURE_SHAPES]
 
 
-def _say(right: bool | None, message: str) -> bool:
+def _say(right: bool | None, message: str) -> None:
     mark = {True: "✓ right", False: "✗ wrong", None: "… not answered yet"}[right]
     print(f"{mark}: {message}")
-    return bool(right)
 
 
 def _compare(answer, expected: Tensor, *, what: str) -> str | None:
@@ -44,7 +43,7 @@ def _compare(answer, expected: Tensor, *, what: str) -> str | None:
     return None if error <= TOLERANCE else f"{what} differs from the kit's by up to {error:.3g}"
 
 
-def _check_function(function: Callable, reference: Callable, *, what: str, name: str) -> bool:
+def _check_function(function: Callable, reference: Callable, *, what: str, name: str) -> None:
     for feat in _features():
         answer = function(feat.clone())
         if answer is None:
@@ -55,17 +54,17 @@ def _check_function(function: Callable, reference: Callable, *, what: str, name:
     return _say(True, f"{name} matches the kit's {what} on maps of {len(FEATURE_SHAPES)} shapes")
 
 
-def check_spatial_affinity(function: Callable[[Tensor], Tensor]) -> bool:
+def check_spatial_affinity(function: Callable[[Tensor], Tensor]) -> None:
     """``function(feat (B, C, H, W)) -> (B, N, N)``: the cosines between positions (FAKD's A)."""
     return _check_function(function, spatial_affinity, what="spatial affinity", name=function.__name__)
 
 
-def check_attention_map(function: Callable[[Tensor], Tensor]) -> bool:
+def check_attention_map(function: Callable[[Tensor], Tensor]) -> None:
     """``function(feat (B, C, H, W)) -> (B, H·W)``: AT's map, mean over channels of |F|², unit length."""
     return _check_function(function, attention_map, what="attention map", name=function.__name__)
 
 
-def check_affinity_distance(function: Callable[[Tensor, Tensor], Tensor]) -> bool:
+def check_affinity_distance(function: Callable[[Tensor, Tensor], Tensor]) -> None:
     """``function(student_feat, teacher_feat) -> scalar``: FAKD's term mean |A_s − A_t| (widths may differ)."""
     student, teacher = _features(seed=1)[0], _features(seed=2)[0].repeat(1, 3, 1, 1)  # 3 vs 9 channels
     answer = function(student.clone(), teacher.clone())
@@ -78,7 +77,7 @@ def check_affinity_distance(function: Callable[[Tensor, Tensor], Tensor]) -> boo
     return _say(True, "your FAKD distance equals the kit's exact affinity_loss (p = 1) for unequal widths")
 
 
-def check_width_answers(answers: Mapping[str, str | None]) -> bool:
+def check_width_answers(answers: Mapping[str, str | None]) -> None:
     """``{method: "any widths" | "an adapter" | "equal widths"}`` for FitNet, AT, FSP, CA and FAKD."""
     if all(answers.get(name) is None for name in WIDTH_METHODS):
         return _say(None, f"fill in an answer for each of {', '.join(WIDTH_METHODS)}")

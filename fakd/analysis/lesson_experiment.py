@@ -77,15 +77,17 @@ def experiment_models(out_dir: str | Path, *, teacher: str = SHIPPED_TEACHER) ->
 
 
 def experiment_table(summaries: dict[str, dict], models: dict[str, torch.nn.Module]) -> pd.DataFrame:
-    """One row per model: wall time, validation PSNR (best) and PSNR on the embedded test photographs."""
+    """One row per model (the index): wall time, best validation PSNR and PSNR on the embedded test
+    photographs, rounded for reading; "—" where a value does not apply (the shipped teacher's training)."""
     rows = []
     for label, model in models.items():
         per_image = evaluate_on_sets(model, [TEST_SET], scale=4)
-        summary = summaries.get(label, {})
-        rows.append({"model": label, "train seconds": summary.get("wall_time_seconds"),
-                     "best validation PSNR (dB)": summary.get("best_val_psnr"),
-                     f"{TEST_SET} PSNR (dB)": float(per_image["psnr"].mean())})
-    return pd.DataFrame(rows)
+        summary = summaries.get(label)
+        rows.append({"model": label,
+                     "train seconds": round(summary["wall_time_seconds"], 1) if summary else "—",
+                     "best validation PSNR (dB)": round(summary["best_val_psnr"], 2) if summary else "—",
+                     f"{TEST_SET} PSNR (dB)": round(float(per_image["psnr"].mean()), 2)})
+    return pd.DataFrame(rows).set_index("model")
 
 
 def curves_figure(metrics: dict[str, pd.DataFrame], *, title: str) -> plt.Figure:
