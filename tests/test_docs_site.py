@@ -1,7 +1,7 @@
 """The documentation site: its generated pages, and the whole site built and opened in headless Chromium.
 
 The build test runs ``mkdocs build --strict`` (what ``make docs`` runs) into a temporary folder — the
-lesson notebook executed afresh, in a temporary cache — and opens every page reachable
+lesson notebook executed afresh in a temporary cache (or reused from $FAKD_DOCS_CACHE) — and opens every page reachable
 from the landing page: no console error, no failed load, no broken image or internal link. Needs
 Chromium (skips without it, fails under CI).
 """
@@ -67,7 +67,8 @@ def test_the_lesson_page_collapses_solutions_and_keeps_exercises(tmp_path):
 @pytest.mark.slow
 def test_the_built_site_has_no_broken_link_or_console_error(chromium, tmp_path):
     site = tmp_path / "site"
-    environment = {**os.environ, docs_site.CACHE_VARIABLE: str(tmp_path / "cache")}  # the lesson executed afresh
+    # the lesson executed afresh, unless $FAKD_DOCS_CACHE names a cache to reuse (e.g. build/docs after make docs)
+    environment = {docs_site.CACHE_VARIABLE: str(tmp_path / "cache"), **os.environ}
     build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
                            cwd=ROOT, capture_output=True, text=True, timeout=1200, env=environment)
     assert build.returncode == 0, build.stderr[-3000:]
