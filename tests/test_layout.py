@@ -23,6 +23,7 @@ LAYERS = (
     ("fakd.commands",),
     ("fakd.cli",),
     ("fakd.__main__",),
+    ("fakd.docs_site",),
 )
 MAX_FUNCTION_LINES = 60
 

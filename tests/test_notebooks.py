@@ -10,6 +10,7 @@ import json
 import math
 import shutil
 
+import nbformat
 import pandas as pd
 import pytest
 
@@ -44,8 +45,24 @@ def assert_figures(run_dir, *names):
         assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 5000
 
 
+def cell_stdout(cell) -> str:
+    return "".join(output.get("text", "") for output in cell.get("outputs", []) if output.get("name") == "stdout")
+
+
+def assert_lesson_exercises(executed):
+    """Each exercise ran and says it is not answered yet; each solution says right and is collapsed."""
+    cells = nbformat.read(str(executed), as_version=4).cells
+    exercises = [cell for cell in cells if "exercise" in cell.metadata.get("tags", [])]
+    solutions = [cell for cell in cells if "solution" in cell.metadata.get("tags", [])]
+    assert len(exercises) == len(solutions) >= 3
+    assert all(cell_stdout(cell).startswith("… not answered yet") for cell in exercises)
+    assert all(cell_stdout(cell).startswith("✓ right") for cell in solutions)
+    assert all(cell.metadata["jupyter"]["source_hidden"] for cell in solutions)
+
+
 def test_primer_and_explorer_without_trained_models(tmp_path):
-    primer = run_notebook(resolve_notebook("00_kd_primer"), tmp_path / "primer", {"crop": 16})
+    primer = run_notebook(resolve_notebook("00_kd_primer"), tmp_path / "primer",
+                          {"crop": 16, "family_crop": 32, "experiment_iterations": 12})
     (row,) = rows(primer.run_dir)
     assert row["positions"] == 256 and (row["student_channels"], row["teacher_channels"]) == (64, 256)
     assert 0 < row["affinity_l1_64_vs_256"] < 2
@@ -53,7 +70,19 @@ def test_primer_and_explorer_without_trained_models(tmp_path):
     assert row["loss_total"] == pytest.approx(parts, rel=1e-5) and min(
         row["loss_l1_hr"], row["loss_l1_teacher"], row["loss_affinity"]) > 0
     assert_figures(primer.run_dir, "primer_affinity_steps.png", "primer_affinity_matrices.png",
-                   "primer_channel_independence.png", "primer_loss_terms.png")
+                   "primer_channel_independence.png", "primer_loss_terms.png", "lesson_kd_families.png",
+                   "lesson_experiment_curves.png", "lesson_experiment_crops.png")
+    # the KD families: one loss per family from the kit's classes, the shipped teacher vs student
+    assert {key for key in row if key.startswith("family_loss_")} == {
+        f"family_loss_{name}" for name in ("kd", "fitnet", "at", "fsp", "ca", "fakd")}
+    assert all(row[f"family_loss_{name}"] > 0 for name in ("kd", "fitnet", "at", "fsp", "ca", "fakd"))
+    # the mini-experiment: after 12 iterations the student that starts from the teacher's weights is
+    # far ahead of both students from random weights, and the teacher ahead of every student
+    psnr = {key.removeprefix("experiment_psnr "): value for key, value in row.items() if key.startswith("experiment_psnr ")}
+    assert set(psnr) == {"teacher", "no KD", "FAKD (w = 1)", "no KD, from the teacher's weights"}
+    assert psnr["no KD, from the teacher's weights"] > max(psnr["no KD"], psnr["FAKD (w = 1)"]) + 1
+    assert psnr["teacher"] > psnr["no KD, from the teacher's weights"]
+    assert_lesson_exercises(primer.executed)
 
     explorer = run_notebook(resolve_notebook("01_affinity_explorer"), tmp_path / "explorer",
                             {"profile": "smoke", "crop": 24, "tap": "body.2", "pixel": [5, 7]})

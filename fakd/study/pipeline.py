@@ -127,8 +127,12 @@ class Step:
     archived: bool = False  # a training step: its finished runs go to the study's archive
 
 
+# The lesson's mini-experiment under the smoke profile (tiny runs, seconds): a few iterations per student.
+SMOKE_LESSON = {"experiment_iterations": 12}
+
 STUDY_STEPS = (
-    Step("primer", "Knowledge distillation primer", notebook="00_kd_primer"),
+    Step("primer", "Knowledge distillation primer", notebook="00_kd_primer",
+         links=lambda context: dict(SMOKE_LESSON) if context.profile == "smoke" else {}),
     Step("teacher", "Teacher training", notebook="02_train_teacher", archived=True, shipped=SHIPPED_TEACHERS),
     Step("students", "Student sweep", grids=STUDY_GRIDS, archived=True,
          links=lambda context: {"teacher_run_dir": str(context.run_dir("teacher").resolve())}),
