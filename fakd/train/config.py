@@ -25,7 +25,7 @@ import yaml
 from fakd.errors import FakdError
 from fakd.train.config_checks import validate_config
 
-PROFILES = ("smoke", "demo", "cpu", "cpu-x2", "paper")
+PROFILES = ("smoke", "demo", "cpu", "cpu-x2", "cpu-bf16", "paper")
 DEFAULT_PROFILE = "cpu"
 
 
