@@ -11,6 +11,7 @@ import torch
 
 import fakd.train.teacher_cache as teacher_cache
 from fakd.cli import main
+from fakd.device import cpu_bf16_instructions
 from fakd.train.config import load_run_config
 from fakd.train.teacher_cache import TeacherOutputs, outputs_match
 from fakd.train.trainer import train_run
@@ -59,6 +60,28 @@ def test_a_run_reading_the_cache_computes_what_live_forwards_compute(tmp_path, s
     assert sorted(p.name for p in folder.iterdir()) == ["chunk-000000.pt", "chunk-000001.pt", "chunk-000002.pt",
                                                           "key.json"]
     assert json.loads((folder / "key.json").read_text())["seed"] == 0
+
+
+@pytest.mark.skipif(not cpu_bf16_instructions(), reason="this CPU has no bfloat16 instructions")
+def test_bfloat16_runs_share_bfloat16_entries_and_never_float32_ones(tmp_path, smoke_teacher):
+    live, _ = _distill(tmp_path / "live", smoke_teacher, None, "amp=true")
+    _, first = _distill(tmp_path / "first", smoke_teacher, tmp_path / "cache", "amp=true")
+    second, second_summary = _distill(tmp_path / "second", smoke_teacher, tmp_path / "cache", "amp=true")
+    _, float32 = _distill(tmp_path / "float32", smoke_teacher, tmp_path / "cache")
+    assert second == live and second_summary["teacher_cache"]["hits"] == ITERATIONS
+    assert float32["teacher_cache"]["hits"] == 0 and float32["teacher_cache"]["folder"] != first["teacher_cache"]["folder"]
+    folder = Path(first["teacher_cache"]["folder"])
+    assert json.loads((folder / "key.json").read_text())["amp"] == "bfloat16"
+    entry = torch.load(folder / "chunk-000000.pt", weights_only=True)["entries"][0]
+    assert {value.dtype for value in entry["features"].values()} == {torch.bfloat16}  # as the forward gave them
+
+
+def test_amp_without_bfloat16_shares_the_float32_entries(tmp_path, smoke_teacher, monkeypatch):
+    live, _ = _distill(tmp_path / "live", smoke_teacher, None)
+    _distill(tmp_path / "first", smoke_teacher, tmp_path / "cache")
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {})
+    records, summary = _distill(tmp_path / "amp", smoke_teacher, tmp_path / "cache", "amp=true")
+    assert records == live and summary["teacher_cache"]["hits"] == ITERATIONS
 
 
 def test_output_kd_stores_the_default_taps_that_fakd_reads(tmp_path, smoke_teacher):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fakd.device import cpu_bf16_instructions
 from fakd.errors import FakdError
 from fakd.train.config import load_run_config
 from fakd.train.trainer import train_run
@@ -268,6 +269,32 @@ def test_channels_last_gives_the_eager_loss_curve(tmp_path, smoke_teacher):
 def test_compile_on_cpu_gives_the_eager_loss_curve(tmp_path, smoke_teacher):
     _assert_same_curve(_fakd_losses(tmp_path, smoke_teacher),
                        _fakd_losses(tmp_path, smoke_teacher, "compile=true", "channels_last=true"))
+
+
+# --amp on a CPU: bfloat16 autocast changes every logged value by rounding, not the run's course. Tolerance on
+# the 4 logged losses and terms of the smoke FAKD run: measured deviations up to ~0.3% (2026-12-08).
+AMP_TOLERANCE = 2e-2
+
+
+def test_amp_on_a_cpu_without_bfloat16_trains_float32_exactly(tmp_path, smoke_teacher, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {})
+    eager = _fakd_losses(tmp_path, smoke_teacher)
+    capsys.readouterr()
+    assert _fakd_losses(tmp_path, smoke_teacher, "amp=true") == eager
+    assert "amp: this CPU has no bfloat16 instructions" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not cpu_bf16_instructions(), reason="this CPU has no bfloat16 instructions")
+def test_amp_on_a_bfloat16_cpu_follows_the_float32_loss_curve(tmp_path, smoke_teacher, capsys):
+    eager = _fakd_losses(tmp_path, smoke_teacher, "channels_last=true")
+    capsys.readouterr()
+    amp = _fakd_losses(tmp_path, smoke_teacher, "channels_last=true", "amp=true")
+    assert "amp: bfloat16 autocast on cpu" in capsys.readouterr().out
+    assert amp != eager  # bfloat16 did run
+    assert len(amp) == len(eager) == 4
+    for one, other in zip(eager, amp):
+        for key in one:
+            assert other[key] == pytest.approx(one[key], rel=AMP_TOLERANCE), key
 
 
 @pytest.mark.parametrize("keep_last", [False, True], ids=["archived-without-last-pt", "with-last-pt"])

@@ -21,7 +21,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
     group.add_argument("--overwrite", action="store_true", help="replace the run in RUN_DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (there is one only when stderr is a terminal)")
-    parser.add_argument("--amp", action="store_true", help="CUDA: mixed precision (bfloat16, else float16 + loss scaling)")
+    parser.add_argument("--amp", action="store_true",
+                        help="mixed precision: CUDA bfloat16 (else float16 + loss scaling); CPU bfloat16 where it has "
+                             "avx512_bf16/amx_bf16, else float32 (says which); loss terms in float32 where needed")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the trained model (CPU needs a C compiler; the first steps are slow)")
     parser.add_argument("--channels-last", action="store_true",

@@ -48,10 +48,12 @@ def spatial_affinity(feat: Tensor) -> Tensor:
 
 
 def affinity_loss(student_feat: Tensor, teacher_feat: Tensor, p: int = 1, *,
-                  block_bytes: int = BLOCK_BYTES) -> Tensor:
+                  block_bytes: int = BLOCK_BYTES, compute_dtype: torch.dtype | None = None) -> Tensor:
     """Mean |A_s − A_t| (p=1) or mean (A_s − A_t)² (p=2) over B·N·N, with no N×N matrix.
 
-    Computed in float32 (or float64 for float64 input) with autocast off. The teacher is the
+    Computed in float32 (or float64 for float64 input) with autocast off; ``compute_dtype`` forces
+    another dtype — bfloat16 only to measure what half precision would cost (``fakd.distill.precision``:
+    too much, docs/precision.md). The teacher is the
     target (detached here); the gradient flows to the student. Channel counts may differ; batch
     size and spatial size must match. ``block_bytes`` bounds the one tile of A_s − A_t that p=1
     holds at a time. p=1 makes the student's gradient during the forward pass whenever autograd
@@ -67,7 +69,7 @@ def affinity_loss(student_feat: Tensor, teacher_feat: Tensor, p: int = 1, *,
     if p not in (1, 2):
         raise FakdError(f"affinity loss order p must be 1 or 2, got {p!r}")
     # at least float32 and outside autocast: sums over B·N² terms are hopeless in half precision
-    dtype = torch.promote_types(student_feat.dtype, torch.float32)
+    dtype = compute_dtype or torch.promote_types(student_feat.dtype, torch.float32)
     with torch.autocast(device_type=student_feat.device.type, enabled=False):
         student = normalise_positions(student_feat.to(dtype))
         teacher = normalise_positions(teacher_feat.detach().to(dtype))

@@ -15,6 +15,10 @@ official code's L1:
     fitnet 1     Romero et al.'s hint loss as configured in torchdistill (factor 1.0)
     at     1000  Zagoruyko & Komodakis' beta (torchdistill's AT factor for CIFAR/ImageNet)
     fsp    1     Yim et al.'s FSP loss weight (torchdistill's FSP factor 1.0)
+
+Precision under bfloat16 autocast (``float32``; measured in docs/precision.md): FAKD, AT, FSP and CA
+subtract nearly equal numbers and are computed in float32; FitNet (a 1×1 conv adapter, then an MSE that
+autocast already keeps in float32) stays as autocast runs it.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class Method:
     min_tap_pairs: int = 0              # student/teacher tap pairs a term needs
     consecutive_pairs: bool = False     # FSP compares consecutive (first, second) tap pairs
     options: tuple[str, ...] = ()       # keyword options of ``loss``
+    float32: bool = False               # under autocast, computed in float32 (fakd.distill.precision)
 
     @property
     def has_feature_term(self) -> bool:
@@ -50,11 +55,11 @@ class Method:
 METHODS: dict[str, Method] = {method.name: method for method in (
     Method("none", "no KD"),
     Method("kd", "output KD"),
-    Method("fakd", "FAKD", FeatureAffinityLoss, 1.0, 1, options=("p", "block_bytes")),
+    Method("fakd", "FAKD", FeatureAffinityLoss, 1.0, 1, options=("p", "block_bytes"), float32=True),
     Method("fitnet", "FitNet", FitNetLoss, 1.0, 1, options=("student_channels", "teacher_channels")),
-    Method("at", "AT", AttentionTransferLoss, 1000.0, 1, options=("p",)),
-    Method("fsp", "FSP", FSPLoss, 1.0, 2, consecutive_pairs=True),
-    Method("ca", "CA", ChannelAffinityLoss, 1.0, 1, options=("p",)),
+    Method("at", "AT", AttentionTransferLoss, 1000.0, 1, options=("p",), float32=True),
+    Method("fsp", "FSP", FSPLoss, 1.0, 2, consecutive_pairs=True, float32=True),
+    Method("ca", "CA", ChannelAffinityLoss, 1.0, 1, options=("p",), float32=True),
 )}
 
 

@@ -23,6 +23,9 @@ paper's L1; ``p: 2`` for the squared variant), ``fitnet``, ``at``, ``fsp`` (cons
 ``ca``; what each accepts and weighs by default is its record in ``fakd.distill.methods``. Output
 distillation (``kd``) is the α term, not a feature term; ``none`` (the teacher-free student) is α = 0
 and no terms — :func:`objective_for` maps method names to these settings.
+
+Under bfloat16 autocast (``--amp``) the terms whose method record says ``float32`` (FAKD, AT, FSP, CA)
+are computed with autocast off on float32 copies of their features (``fakd.distill.precision``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from torch import Tensor, nn
 
 from fakd.distill.baselines import FitNetLoss, check_same_shape
 from fakd.distill.methods import METHODS, build_loss, check_methods, check_weight, feature_methods, known_methods
+from fakd.distill.precision import in_float32
 from fakd.distill.taps import check_tap_pairs
 from fakd.errors import FakdError
 
@@ -216,12 +220,12 @@ class DistillationObjective(nn.Module):
             teacher = tuple(_feature(teacher_features, tap, "teacher") for tap in (t_first, t_second))
             for (s_tap, t_tap), s_feat, t_feat in zip(pair, student, teacher):
                 _check_spatial(term, s_tap, t_tap, s_feat, t_feat)
-            return loss(student, teacher)
-        s_tap, t_tap = pair
-        student = _feature(student_features, s_tap, "student")
-        teacher = _feature(teacher_features, t_tap, "teacher")
-        _check_spatial(term, s_tap, t_tap, student, teacher)
-        return loss(student, teacher)
+        else:
+            s_tap, t_tap = pair
+            student = _feature(student_features, s_tap, "student")
+            teacher = _feature(teacher_features, t_tap, "teacher")
+            _check_spatial(term, s_tap, t_tap, student, teacher)
+        return in_float32(loss, student, teacher) if METHODS[term.method].float32 else loss(student, teacher)
 
 
 def _feature(features: Mapping[str, Tensor], tap: str, owner: str) -> Tensor:

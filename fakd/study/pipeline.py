@@ -437,6 +437,9 @@ def _preflight(*, profile, report_dir, runs_dir, archive, data_root, device, loc
     """Refuse user mistakes before anything runs; returns the study's identity for its report."""
     if profile not in PROFILES:
         raise FakdError(f"unknown profile {profile!r}; the profiles are {', '.join(PROFILES)}")
+    if profile not in STUDY_GRIDS:  # a variant for sweeps beside a study (cpu-bf16: docs/precision.md)
+        raise FakdError(f"profile {profile!r} has no study of its own (studies: {', '.join(STUDY_GRIDS)}); "
+                        f"run its grid with fakd sweep")
     for folder, what in ((report_dir, "report folder"), (runs_dir, "runs folder"), (archive, "archive folder")):
         if folder is not None:
             check_output_folder(Path(folder), label=what)

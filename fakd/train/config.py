@@ -29,7 +29,7 @@ import yaml
 from fakd.errors import FakdError
 from fakd.train.config_checks import validate_config
 
-PROFILES = ("smoke", "demo", "cpu", "cpu-x2", "paper")
+PROFILES = ("smoke", "demo", "cpu", "cpu-x2", "cpu-bf16", "paper")
 DEFAULT_PROFILE = "cpu"
 
 
@@ -115,7 +115,7 @@ class RunConfig:
     log_every: int = 10
     device: str = "auto"
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
-    amp: bool = False  # CUDA only: bfloat16/float16 autocast for the forward passes
+    amp: bool = False  # autocast: CUDA bfloat16/float16; CPU bfloat16 where it has the instructions (docs/precision.md)
     compile: bool = False  # torch.compile the trained model (inductor, CPU or CUDA; first steps slow)
     channels_last: bool = False  # channels-last memory layout for student, teacher and batches
     teacher_cache: bool = False  # share the frozen teacher's outputs between runs through a folder (fakd.train.teacher_cache)

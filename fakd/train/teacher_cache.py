@@ -64,10 +64,14 @@ def stored_taps(objective_taps: list[str], teacher) -> list[str]:
     return list(objective_taps) + [name for name in getattr(teacher, "default_taps", []) if name not in objective_taps]
 
 
-def cache_key(*, teacher_sha256: str, teacher_taps: list[str], config, patches, device: torch.device) -> dict[str, Any]:
+def cache_key(*, teacher_sha256: str, teacher_taps: list[str], config, patches, device: torch.device,
+              autocast: torch.dtype | None = None) -> dict[str, Any]:
     """Everything the teacher's answers depend on besides the iteration: entries are shared only
     between runs whose keys are equal. The training images count by content (names and HR pixels),
-    not by where they lie, so a study's cache stays valid when its data root moves."""
+    not by where they lie, so a study's cache stays valid when its data root moves. ``amp`` is the
+    autocast dtype the teacher ran in (``fakd.device.autocast_dtype``), false for float32 — also for
+    ``--amp`` on a CPU without bfloat16, whose forwards are float32 ones (and float32 keys are the
+    ones written before ``--amp`` ran on CPUs)."""
     data = config.data
     return {
         "teacher_sha256": teacher_sha256,
@@ -79,7 +83,7 @@ def cache_key(*, teacher_sha256: str, teacher_taps: list[str], config, patches, 
         "batch_size": data.batch_size,
         "augment": data.augment,
         "channels_last": config.channels_last,
-        "amp": config.amp,
+        "amp": str(autocast).removeprefix("torch.") if autocast is not None else False,
         "device": device.type,
         "torch": torch.__version__,
     }

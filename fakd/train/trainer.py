@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from fakd.device import resolve_device
+from fakd.device import autocast_dtype, describe_autocast, resolve_device
 from fakd.distill import DistillationObjective
 from fakd.errors import FakdError
 from fakd.train.config import RunConfig
@@ -113,8 +113,11 @@ class Training:
         parameters = list(model.parameters()) + list(objective.parameters())
         self.optimizer = torch.optim.Adam(parameters, lr=self.settings.lr, betas=tuple(self.settings.betas))
         self.scheduler = make_scheduler(self.optimizer, self.settings, self.settings.iterations)
-        self.use_fp16 = config.amp and not torch.cuda.is_bf16_supported()
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_fp16) if config.amp else None
+        # --amp: bfloat16 on a CPU with bfloat16 instructions, float32 on one without; CUDA as always
+        self.autocast_dtype = autocast_dtype(device, amp=config.amp)
+        self.use_fp16 = self.autocast_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_fp16) if config.amp and device.type == "cuda" \
+            else None
         self.forward_model = compiled(model) if config.compile else model
         self.student_loss: nn.Module = StudentLoss(self.forward_model, objective)  # DDP-wrapped by set_up
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -134,8 +137,8 @@ class Training:
         """Check the job, build model, teacher and objective, prepare the run folder, restore ``last.pt``
         (under torchrun: join the process group first, and wrap the student in DDP last)."""
         device = rank_device(ranks, resolve_device(config.device))
-        if config.amp and device.type != "cuda":
-            raise FakdError("--amp is a CUDA option; this run is on " + str(device))
+        if config.amp and ranks.is_main:
+            print(describe_autocast(device, autocast_dtype(device, amp=True)), flush=True)
         check_batch_split(ranks, config.data.batch_size)
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -174,8 +177,8 @@ class Training:
             return
         self.teacher_cache = TeacherOutputCache(folder, key=cache_key(
             teacher_sha256=self.job["teacher_sha256"], config=self.config, patches=self.patches,
-            teacher_taps=stored_taps(self.objective.teacher_taps, self.teacher), device=self.device),
-            cap_bytes=int(self.config.teacher_cache_gb * 1e9) or None)
+            teacher_taps=stored_taps(self.objective.teacher_taps, self.teacher), device=self.device,
+            autocast=self.autocast_dtype), cap_bytes=int(self.config.teacher_cache_gb * 1e9) or None)
 
     def prepare_run_folder(self, *, resume: bool, overwrite: bool) -> None:
         """Claim the run folder (rank 0); on resume, load ``last.pt`` (every rank) and drop metrics
@@ -228,8 +231,8 @@ class Training:
         lr_batch, hr_batch = self.local_batch(iteration)
         lr_batch = lr_batch.to(self.device, non_blocking=True, memory_format=self.memory_format)
         hr_batch = hr_batch.to(self.device, non_blocking=True)
-        autocast_dtype = torch.float16 if self.use_fp16 else torch.bfloat16
-        with torch.autocast(device_type=self.device.type, dtype=autocast_dtype, enabled=self.config.amp):
+        with torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
+                            enabled=self.autocast_dtype is not None):
             teacher_outputs = self.teacher_outputs(iteration, lr_batch, teacher_taps)
             total, terms = self.student_loss(lr_batch, hr_batch, student_taps=student_taps,
                                              teacher_outputs=teacher_outputs)
