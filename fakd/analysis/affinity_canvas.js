@@ -4,7 +4,7 @@
 // 256-colour palette turns the indices into pixels, so an update is one message of one byte per map
 // pixel and no image encoding. Captions and headers arrive as HTML made (and escaped) in Python.
 
-const BAR_WIDTH = 16, BAR_TEXT = 44, GAP = 10;
+const BAR_WIDTH = 16, BAR_TEXT = 84, GAP = 10;
 
 function bytes(model, name) {  // a Bytes trait arrives as a DataView (possibly into a larger buffer)
   const view = model.get(name);

@@ -56,7 +56,7 @@ class ExplorerApp:
             "student": widgets.Dropdown(options=self._student_options(), value=selection["student"],
                                         description="student", layout=wide),
             "view": widgets.ToggleButtons(options=list(VIEWS), value="pixel rows", description="view",
-                                          style={"button_width": "130px"}),
+                                          style={"button_width": "130px"}, layout=widgets.Layout(width="auto")),
             "tap": widgets.Dropdown(options=[ALL_TAPS, *self.explorer.taps], value=selection["tap"], description="tap",
                                     layout=widgets.Layout(width="220px")),
             "hover": widgets.Checkbox(value=False, description="follow the pointer", indent=False),

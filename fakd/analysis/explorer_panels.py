@@ -74,10 +74,10 @@ def _pair_columns(choice: Choice) -> list[Column]:
 
 
 def _bars(index: int, *, low: float, spread: float, student: str) -> list[Panel]:
-    return [Panel("cosine: one scale for<br>teacher and student", row=index, column=3, limits=(low, 1.0),
+    return [Panel("cosine, one scale<br>for teacher<br>and student", row=index, column=3, limits=(low, 1.0),
                   source="bar"),
-            Panel(f"red: {html.escape(student)} &gt; teacher<br>blue: {html.escape(student)} &lt; teacher", row=index,
-                  column=5, limits=(-spread, spread), palette="difference", source="bar")]
+            Panel("red: student<br>&gt; teacher<br>blue: student<br>&lt; teacher", row=index, column=5,
+                  limits=(-spread, spread), palette="difference", source="bar")]
 
 
 def row_panels(explorer: AffinityExplorer, choice: Choice) -> View:
@@ -120,7 +120,7 @@ def agreement_panels(explorer: AffinityExplorer, choice: Choice) -> View:
             Panel(f"{student} vs {teacher} · {html.escape(tap)}<br>mean over the image "
                   f"{float(values.mean()):.3f} (the FAKD term), at (y={y}, x={x}) {float(values[y, x]):.3f}",
                   column=1, values=values, limits=(0.0, high), palette="agreement", **common),
-            Panel("0 = the same<br>affinities as the teacher", row=index, column=2, limits=(0.0, high),
+            Panel("0: the same<br>affinities as<br>the teacher", row=index, column=2, limits=(0.0, high),
                   palette="agreement", source="bar"),
         ]
     columns = [Column("image"), Column(f"mean<sub><i>m</i></sub> |{A_S}[<i>n</i>, <i>m</i>] − {A_T}[<i>n</i>, "

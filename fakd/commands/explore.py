@@ -19,6 +19,7 @@ explore is killed outright.
 import argparse
 import ctypes
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -42,9 +43,10 @@ APP_TAG = "explorer-app"  # the notebook cells the page runs (with the parameter
 PAGE_TITLE = "Affinity explorer"
 CULL_IDLE_S, CULL_EVERY_S = 50, 10  # a kernel without a page is gone at most 60 s after its last activity
 STOP_WITHIN_S = 2.0
-# printed output (stdout, stderr) is not part of the page: the widgets are
-HIDE_PRINTED = ('<style>.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stdout"], '
-                '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"] { display: none; }</style>\n')
+# printed output is not part of the page, the widgets are (Voilà's lab page marks stdout text/plain)
+HIDE_PRINTED = ('<style>.jp-OutputArea-child:has(> .jp-OutputArea-output[data-mime-type="text/plain"]), '
+                '.jp-OutputArea-child:has(> .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"])'
+                ' { display: none; }</style>\n')
 
 
 def register(subparsers) -> None:
@@ -101,22 +103,30 @@ def checked_parameters(args: argparse.Namespace) -> dict:
 
 
 def write_app_notebook(folder: Path, parameters: dict) -> Path:
-    """The explorer notebook's page, written into ``folder``: ``parameters`` injected (as papermill
-    does), then only its parameter cells and the cells tagged ``explorer-app`` (the prose and the
-    summaries are for JupyterLab), titled "Affinity explorer"."""
-    import nbformat
-    from papermill.iorw import load_notebook_node
-    from papermill.parameterize import parameterize_notebook
+    """The explorer notebook's page, written into ``folder``: its parameter cell, ``parameters`` in an
+    ``injected-parameters`` cell after it (as papermill writes them), and the cells tagged
+    ``explorer-app`` (the prose and the summaries are for JupyterLab), titled "Affinity explorer".
 
+    Plain JSON, not papermill or nbformat: importing those takes seconds on a busy machine and makes
+    this process slow to exit, and Ctrl-C must stop everything within ``STOP_WITHIN_S``."""
     from fakd.study.locations import resolve_notebook
 
-    notebook = load_notebook_node(str(resolve_notebook(NOTEBOOK)))
-    notebook = parameterize_notebook(notebook, {**parameters, "run_dir": str(folder / "run")})
-    kept = {"parameters", "injected-parameters", APP_TAG}
-    notebook.cells = [cell for cell in notebook.cells if kept & set(cell.metadata.get("tags", []))]
-    notebook.metadata["title"] = PAGE_TITLE
+    notebook = json.loads(resolve_notebook(NOTEBOOK).read_text(encoding="utf-8"))
+    values = {**parameters, "run_dir": str(folder / "run")}
+    injected = {"cell_type": "code", "execution_count": None, "id": "injected-parameters", "outputs": [],
+                "metadata": {"tags": ["injected-parameters"]},
+                "source": "# Parameters\n" + "\n".join(f"{name} = {value!r}" for name, value in values.items()) + "\n"}
+    cells = []
+    for cell in notebook["cells"]:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if "parameters" in tags:
+            cells += [cell, injected]
+        elif APP_TAG in tags:
+            cells.append(cell)
+    notebook["cells"] = cells
+    notebook["metadata"]["title"] = PAGE_TITLE
     path = folder / f"{NOTEBOOK}.ipynb"
-    nbformat.write(notebook, str(path))
+    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False), encoding="utf-8")
     return path
 
 
@@ -208,11 +218,11 @@ def stop(process: subprocess.Popen) -> None:
             kernel.kill()
         except psutil.Error:
             pass
-    psutil.wait_procs(kernels, timeout=STOP_WITHIN_S / 2)
+    psutil.wait_procs(kernels, timeout=STOP_WITHIN_S / 4)
     os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=STOP_WITHIN_S / 2)
-    except subprocess.TimeoutExpired:
+        process.wait(timeout=STOP_WITHIN_S / 4)
+    except subprocess.TimeoutExpired:  # Voilà has nothing to save: its files are in our temporary folder
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
