@@ -91,7 +91,8 @@ def test_one_student_control_the_chosen_student_first_and_labelled_views(app):
     assert "fakd" not in app.controls and app.controls["student"].value == "FAKD"
     assert ("FAKD (chosen)", "FAKD") in app.controls["student"].options
     assert "student FAKD: the FAKD student" in app.message.value
-    assert app.controls["view"].description == "view"
+    view_row = app.widget.children[1].children
+    assert view_row[0].value == "view" and view_row[1] is app.controls["view"]
     app.controls["student"].value = "no KD"
     assert "student: <b>no KD</b>" == app.canvas.columns[2]["header"] and "the FAKD student" not in app.message.value
 

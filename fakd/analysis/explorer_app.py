@@ -55,12 +55,15 @@ class ExplorerApp:
                                         layout=wide),
             "student": widgets.Dropdown(options=self._student_options(), value=selection["student"],
                                         description="student", layout=wide),
-            "view": widgets.ToggleButtons(options=list(VIEWS), value="pixel rows", description="view",
-                                          style={"button_width": "130px"}, layout=widgets.Layout(width="auto")),
+            "view": widgets.ToggleButtons(options=list(VIEWS), value="pixel rows", tooltips=[
+                "the pixel's affinity row in teacher and student, and their difference",
+                "mean |A_s - A_t| at every position: where the student differs from the teacher",
+                "the full affinity matrices of a 16x16 crop around the pixel"], style={"button_width": "130px"}),
             "tap": widgets.Dropdown(options=[ALL_TAPS, *self.explorer.taps], value=selection["tap"], description="tap",
                                     layout=widgets.Layout(width="220px")),
             "hover": widgets.Checkbox(value=False, description="follow the pointer", indent=False),
-            "upload": widgets.FileUpload(accept="image/*", multiple=False, description="upload your image"),
+            "upload": widgets.FileUpload(accept="image/*", multiple=False, description="upload your image",
+                                         layout=widgets.Layout(width="auto")),
             "image_path": widgets.Text(placeholder="or an image file path", description="image file"),
             "open_image": widgets.Button(description="open image"),
             "model_path": widgets.Text(placeholder="fakd:<name>, a checkpoint or a run folder", description="your model"),
@@ -76,7 +79,7 @@ class ExplorerApp:
         c = self.controls
         return widgets.VBox([
             widgets.HBox([c["image"], c["teacher"], c["student"]]),
-            widgets.HBox([c["view"], c["tap"], c["hover"]]),
+            widgets.HBox([widgets.Label("view", layout=widgets.Layout(width="84px")), c["view"], c["tap"], c["hover"]]),
             widgets.HBox([c["upload"], c["image_path"], c["open_image"], c["model_path"], c["add_model"]]),
             self.message, self.picker, self.canvas,
         ], layout=widgets.Layout(width="100%"))

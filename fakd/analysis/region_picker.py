@@ -15,7 +15,7 @@ import numpy as np
 import traitlets
 from PIL import Image
 
-PREVIEW_PX = (360, 640)  # the preview fits in this height and width (CSS pixels)
+PREVIEW_PX = (280, 560)  # the preview fits in this height and width (CSS pixels)
 
 
 class RegionPicker(anywidget.AnyWidget):

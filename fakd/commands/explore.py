@@ -165,6 +165,8 @@ def server_command(notebook: Path, *, host: str, port: int) -> list[str]:
 
 def check_port_free(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # as the server binds: a port left in TIME_WAIT by a server stopped with pages open is free
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:
