@@ -124,6 +124,7 @@ def screenshots(browser: Browser, folder: Path, photo: Path) -> None:
     viewport_shot(browser, folder / "explorer_web_crop.png")
     browser.evaluate("[...document.querySelectorAll('.widget-toggle-button')].find(b => b.textContent === 'pixel rows')"
                      ".click(); true")
+    click_explorer_pixel(browser, (30, 30))  # a real click first: a file dialog needs a recent user gesture
     browser.choose_files(".widget-upload", [str(photo)])
     browser.wait_for_value(f"document.querySelector('{PICKER}[data-box]') !== null && "
                            f"document.querySelector('{PICKER}').offsetHeight > 0")

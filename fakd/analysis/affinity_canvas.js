@@ -89,7 +89,7 @@ function drawBar(canvas, panel, palette) {  // high values at the top, three val
   });
 }
 
-function layoutKey(model, panels, side) {
+function layoutKey(model, panels, side) {  // what the grid's cells are
   return JSON.stringify([side, model.get("columns"),
     panels.map((panel) => [panel.row, panel.column, panel.rows, panel.height, panel.width, panel.source, panel.clickable])]);
 }
@@ -140,6 +140,15 @@ function render({ model, el }) {
       header.innerHTML = column.header;
       grid.appendChild(header);
     });
+    const rows = panels.reduce((most, panel) => Math.max(most, panel.row + 1), 0);
+    if (rows > 1) {  // the legend in the free cells under the image, else under the grid
+      legend.style.gridColumn = "1";
+      legend.style.gridRow = `3 / span ${rows - 1}`;
+      grid.appendChild(legend);
+    } else {
+      legend.style.gridColumn = legend.style.gridRow = "";
+      el.appendChild(legend);
+    }
     shown = panels.map((panel, index) => {
       const figure = document.createElement("figure");
       figure.className = "fakd-affinity-panel";

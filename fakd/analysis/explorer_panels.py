@@ -57,10 +57,11 @@ def _shown(rows: list[dict], tap: str) -> list[dict]:
     return rows if tap == ALL_TAPS else [row for row in rows if row["tap"] == tap]
 
 
-def _image_panel(choice: Choice, rows: int, **marks) -> Panel:
+def _image_panel(choice: Choice, **marks) -> Panel:
+    """The image once, in the first row (the legend goes under it)."""
     y, x = choice.pixel
     return Panel(f"{html.escape(choice.image)}<br>pixel (y={y}, x={x}): click to choose another", row=0, column=0,
-                 rows=rows, clickable=True, **marks)
+                 clickable=True, **marks)
 
 
 def _role(role: str, name: str) -> str:
@@ -85,7 +86,7 @@ def row_panels(explorer: AffinityExplorer, choice: Choice) -> View:
     rows = _shown(explorer.rows(image=choice.image, teacher=choice.teacher, student=choice.student,
                                 pixel=choice.pixel), choice.tap)
     teacher, student = _name(choice.teacher), _name(choice.student)
-    panels = [_image_panel(choice, len(rows), marker=choice.pixel)]
+    panels = [_image_panel(choice, marker=choice.pixel)]
     for index, row in enumerate(rows):
         low = float(min(row["teacher_row"].min(), row["student_row"].min()))
         spread = float(np.abs(row["difference"]).max()) or 1e-6
@@ -113,7 +114,7 @@ def agreement_panels(explorer: AffinityExplorer, choice: Choice) -> View:
     high = max(float(values.max()) for values in shown.values()) or 1e-6
     y, x = choice.pixel
     teacher, student = _name(choice.teacher), _name(choice.student)
-    panels = [_image_panel(choice, len(shown), marker=choice.pixel)]
+    panels = [_image_panel(choice, marker=choice.pixel)]
     for index, (tap, values) in enumerate(shown.items()):
         common = {"row": index, "marker": choice.pixel, "clickable": True}
         panels += [
@@ -143,7 +144,7 @@ def matrix_panels(explorer: AffinityExplorer, choice: Choice, *, side: int = CRO
     shown = [matrix for matrix in matrices if choice.tap in (ALL_TAPS, matrix["tap"])]
     panels = [Panel(f"{html.escape(choice.image)}<br>crop {height}×{width}: rows y {top}–{top + height - 1}, "
                     f"columns x {left}–{left + width - 1}<br>pixel (y={choice.pixel[0]}, x={choice.pixel[1]}) is "
-                    f"position n = {line}", row=0, column=0, rows=len(shown), box=box, marker=choice.pixel,
+                    f"position n = {line}", row=0, column=0, box=box, marker=choice.pixel,
                     clickable=True)]
     for index, entry in enumerate(shown):
         low = float(min(entry["teacher"].min(), entry["student"].min()))
@@ -152,9 +153,11 @@ def matrix_panels(explorer: AffinityExplorer, choice: Choice, *, side: int = CRO
         tap = html.escape(entry["tap"])
         common = {"row": index, "overlay": False, "line": line}
         panels += [
-            Panel(f"{teacher} · {tap}: {A_T}, {count}×{count}", column=1, values=entry["teacher"], limits=(low, 1.0),
+            Panel(f"{teacher} · {tap}: {A_T}[<i>n</i>, <i>m</i>], {count}×{count}<br><i>n</i>, <i>m</i>: crop "
+                  f"positions, row-major", column=1, values=entry["teacher"], limits=(low, 1.0),
                   **common),
-            Panel(f"{student} · {tap}: {A_S}, {count}×{count}", column=2, values=entry["student"], limits=(low, 1.0),
+            Panel(f"{student} · {tap}: {A_S}[<i>n</i>, <i>m</i>], {count}×{count}<br>cyan: row and column "
+                  f"<i>n</i> = {line}", column=2, values=entry["student"], limits=(low, 1.0),
                   **common),
             Panel(f"{student} − {teacher} · {tap}<br>mean |{A_S} − {A_T}| {float(np.abs(difference).mean()):.3f}",
                   column=4, values=difference, limits=(-spread, spread), palette="difference", **common),
