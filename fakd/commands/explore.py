@@ -84,7 +84,6 @@ def checked_parameters(args: argparse.Namespace) -> dict:
     models = [*args.checkpoint, *([args.teacher] if args.teacher else [])]
     if args.image or models:  # torch and the models load only when there is something of yours to check
         from fakd.analysis.explorer_sources import explorer_model, image_from_file
-
         from fakd.train.config import load_run_config
 
         if args.image:
