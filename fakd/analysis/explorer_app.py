@@ -58,7 +58,7 @@ class ExplorerApp:
             "view": widgets.ToggleButtons(options=list(VIEWS), value="pixel rows", tooltips=[
                 "the pixel's affinity row in teacher and student, and their difference",
                 "mean |A_s - A_t| at every position: where the student differs from the teacher",
-                "the full affinity matrices of a 16x16 crop around the pixel"], style={"button_width": "130px"},
+                "the full affinity matrices of a 16x16 crop around the pixel"], style={"button_width": "150px"},
                 layout=widgets.Layout(flex="0 0 auto", width="auto")),
             "tap": widgets.Dropdown(options=[ALL_TAPS, *self.explorer.taps], value=selection["tap"], description="tap",
                                     layout=widgets.Layout(width="220px")),
