@@ -206,9 +206,9 @@ def kernel_processes(process: subprocess.Popen) -> list:
 
 def stop(process: subprocess.Popen) -> None:
     """Stop the server and its kernels within ``STOP_WITHIN_S``: the kernels (each in its own session,
-    out of the server's process group) are killed first — they hold nothing to save — so the
-    server's own shutdown has nothing to wait for; then the server's process group gets SIGTERM, and
-    SIGKILL if it is still there."""
+    out of the server's process group) and the server's group are killed at once — they hold nothing
+    to save (Voilà's files are in our temporary folder); on SIGTERM Voilà waited for its kernels'
+    shutdown, 5.4–6 s with one kernel."""
     import psutil
 
     if process.poll() is not None:
@@ -219,13 +219,9 @@ def stop(process: subprocess.Popen) -> None:
             kernel.kill()
         except psutil.Error:
             pass
-    psutil.wait_procs(kernels, timeout=STOP_WITHIN_S / 4)
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=STOP_WITHIN_S / 4)
-    except subprocess.TimeoutExpired:  # Voilà has nothing to save: its files are in our temporary folder
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    psutil.wait_procs(kernels, timeout=STOP_WITHIN_S)
 
 
 def _interrupted(signum, frame) -> None:
@@ -246,6 +242,8 @@ def run(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("voila") is None:
         raise FakdError("fakd explore needs Voilà: pip install 'fakd[notebooks]'")
     check_port_free(args.host, args.port)
+    import psutil  # noqa: F401 (stop() uses it: imported now, not after Ctrl-C)
+
     parameters = checked_parameters(args)
     with tempfile.TemporaryDirectory(prefix="fakd-explore-") as folder:
         notebook = write_app_notebook(Path(folder), parameters)
