@@ -171,7 +171,8 @@ def measure(executable: str, *, loads: int, clicks: int, shots: Path | None, wor
                 kernels_after.append(len(kernels(server)))
                 print(f"  load {index + 1}: {load_seconds[-1]:.1f} s to maps; after closing: {kernels_after[-1]} "
                       f"kernels, {memory_after[-1]:.0f} MB", flush=True)
-        result.update(load_s_median=round(statistics.median(load_seconds), 1), load_s_all=[round(v, 1) for v in load_seconds],
+        result.update(load_s_median=round(statistics.median(load_seconds), 1),
+                      load_s_all=[round(v, 1) for v in load_seconds],
                       memory_mb_after_each_closed_page=memory_after, kernels_after_each_closed_page=kernels_after,
                       click_ms_median=round(statistics.median(latencies), 1), click_ms_min=round(min(latencies), 1),
                       click_ms_max=round(max(latencies), 1), click_ms_all=[round(v, 1) for v in latencies])

@@ -71,8 +71,8 @@ def test_a_click_sends_the_pixels_rows_without_running_a_model(app):
 def test_the_page_names_the_models_and_draws_colour_bars_with_the_maps_ranges(app):
     canvas = app.canvas
     assert [column["header"] for column in canvas.columns] == [
-        "image", "<b>teacher</b>", "student: <b>FAKD</b>", "cos", "difference <i>A</i><sub>s</sub> − <i>A</i><sub>t</sub>",
-        "Δ"]
+        "image", "<b>teacher</b>", "student: <b>FAKD</b>", "cos",
+        "difference <i>A</i><sub>s</sub> − <i>A</i><sub>t</sub>", "Δ"]
     assert [column["kind"] for column in canvas.columns] == ["map", "map", "map", "bar", "map", "bar"]
     image, teacher, student, difference, cosine_bar, difference_bar = canvas.panels[:6]
     assert image["source"] == "image" and [p["source"] for p in canvas.panels].count("image") == 1  # the image once
@@ -226,5 +226,6 @@ def test_the_chosen_student_is_the_shipped_fakd_student_best_on_validation():
                 StudyModel("FAKD w=100", "student", None, True, None, "fakd:rcan-cpu-student-fakd-w100-x4-s0")]
     name, why = chosen_student(students)
     assert best["name"] == "rcan-cpu-student-fakd-w100-x4-s0" and name == "FAKD w=100"
-    assert why == f"the FAKD student with the best validation PSNR ({best['validation_psnr']:.2f} dB) of the 3 shipped FAKD students"
+    assert why == (f"the FAKD student with the best validation PSNR ({best['validation_psnr']:.2f} dB) of the 3 shipped "
+                   "FAKD students")
     assert chosen_student(students[:1]) == ("no KD", "the first student")

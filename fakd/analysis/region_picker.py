@@ -34,7 +34,8 @@ class RegionPicker(anywidget.AnyWidget):
         height, width = photo.shape[:2]
         factor = min(1.0, PREVIEW_PX[0] / height, PREVIEW_PX[1] / width)
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
-        preview = np.asarray(Image.fromarray(photo).resize(size, Image.Resampling.BOX if factor < 1 else Image.Resampling.NEAREST))
+        resample = Image.Resampling.BOX if factor < 1 else Image.Resampling.NEAREST
+        preview = np.asarray(Image.fromarray(photo).resize(size, resample))
         with self.hold_sync():
             if [height, width] != self.photo_size or self.preview_size != [size[1], size[0]] or not self.preview:
                 self.preview = np.ascontiguousarray(preview, dtype=np.uint8).tobytes()

@@ -41,7 +41,7 @@ OFFLINE_TEMPLATE = "fakd-offline"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 APP_TAG = "explorer-app"  # the notebook cells the page runs (with the parameters)
 PAGE_TITLE = "Affinity explorer"
-CULL_IDLE_S, CULL_EVERY_S = 50, 10  # a kernel without a page is gone at most 60 s after its last activity
+CULL_IDLE_S, CULL_EVERY_S = 40, 10  # culled 40-50 s after its last activity: gone within a minute
 STOP_WITHIN_S = 2.0
 # printed output is not part of the page, the widgets are (Voilà's lab page marks stdout text/plain)
 HIDE_PRINTED = ('<style>.jp-OutputArea-child:has(> .jp-OutputArea-output[data-mime-type="text/plain"]), '
@@ -57,8 +57,8 @@ def register(subparsers) -> None:
         "this machine: click a pixel of the image and its affinity rows in teacher and student update at once; "
         "agreement maps and crop matrices, with colour bars; upload your "
         "own image (a region of it at full resolution) or add your own model in the page. A page's kernel is shut "
-        f"down when the page closes, or at most {CULL_IDLE_S + CULL_EVERY_S} s after its page went away without "
-        "saying so. Ctrl-C stops it.",
+        f"down when the page closes, or within a minute when its page went away without saying so (idle "
+        f"{CULL_IDLE_S} s, checked every {CULL_EVERY_S} s). Ctrl-C stops it.",
     )
     parser.add_argument("--checkpoint", action="append", default=[], metavar="MODEL",
                         help="a model to explore as a student: fakd:<name>, a checkpoint file or a run folder "
