@@ -221,7 +221,19 @@ def stop(process: subprocess.Popen) -> None:
             pass
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    psutil.wait_procs(kernels, timeout=STOP_WITHIN_S)
+    deadline = time.monotonic() + STOP_WITHIN_S / 2  # SIGKILL takes effect within milliseconds
+    while any(_running(kernel) for kernel in kernels) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _running(process) -> bool:
+    """Whether a psutil process still runs (a killed one waiting to be reaped holds no memory)."""
+    import psutil
+
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _interrupted(signum, frame) -> None:
