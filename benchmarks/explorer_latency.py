@@ -13,7 +13,7 @@ default taps. JupyterLab runs from a temporary folder with its own config, runti
 folders; headless Chromium from ``tests/browser_check.py``.
 
     .venv/bin/python benchmarks/explorer_latency.py --changes 20 --json benchmarks/results/explorer_latency.json
-    .venv/bin/python benchmarks/explorer_latency.py --changes 3 --screenshot docs/explorer_jupyterlab.png
+    .venv/bin/python benchmarks/explorer_latency.py --notebook-screenshot docs/explorer_jupyterlab.png
 """
 
 from __future__ import annotations
@@ -138,26 +138,45 @@ def measure(browser: Browser, *, changes: int) -> dict[str, list[float]]:
     return times
 
 
-def explore_screenshot(executable: str, path: Path) -> None:
-    """A screenshot of ``fakd explore`` (Voilà) after a click on a pixel, agreement view below it."""
-    port = free_port()
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    environment.pop("FAKD_DATA_ROOT", None)
-    server = subprocess.Popen([sys.executable, "-m", "fakd.cli", "explore", "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment)
-    try:
-        server.stdout.readline()  # the URL: serving
-        with Browser(executable, timeout=240) as browser:
-            browser.call("Emulation.setDeviceMetricsOverride", width=1200, height=900, deviceScaleFactor=1, mobile=False)
-            browser.open(f"http://127.0.0.1:{port}/")
-            browser.wait_for_value(f"document.querySelector('{EXPLORER}[data-version]') !== null")
-            click_explorer_pixel(browser, (20, 40))
-            browser.evaluate("window.scrollTo(0, 0); true")
-            time.sleep(0.5)
-            browser.screenshot(path, width=1200, height=900)
-    finally:
-        server.send_signal(2)
-        server.wait(timeout=30)
+def notebook_screenshot(executable: str, path: Path) -> None:
+    """``01_affinity_explorer`` itself in JupyterLab, all cells run, scrolled to the explorer."""
+    import shutil
+
+    from fakd.study.locations import resolve_notebook
+
+    with tempfile.TemporaryDirectory(prefix="fakd-lab-shot-") as folder:
+        port = free_port()
+        lab = start_lab(Path(folder), port)
+        shutil.copy(resolve_notebook("01_affinity_explorer"), Path(folder) / "01_affinity_explorer.ipynb")
+        try:
+            with Browser(executable, timeout=240) as browser:
+                browser.call("Emulation.setDeviceMetricsOverride", width=1400, height=1000, deviceScaleFactor=1,
+                             mobile=False)
+                url = f"http://127.0.0.1:{port}/lab/tree/01_affinity_explorer.ipynb"
+                deadline = time.monotonic() + 120
+                while True:
+                    try:
+                        with socket.create_connection(("127.0.0.1", port), timeout=1):
+                            break
+                    except OSError:
+                        if time.monotonic() > deadline:
+                            raise RuntimeError("JupyterLab did not start")
+                        time.sleep(0.5)
+                browser.open(url)
+                panel = "[...window.jupyterapp.shell.widgets('main')].find((w) => w.content && w.content.widgets)"
+                browser.wait_for_value(f"window.jupyterapp && (() => {{ const p = {panel}; return p !== undefined && "
+                                       "p.sessionContext.isReady && p.sessionContext.session.kernel.status === 'idle'; })()",
+                                       timeout=120)
+                browser.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells'); true")
+                browser.wait_for_value(f"document.querySelector('{EXPLORER}[data-version]') !== null", timeout=600)
+                time.sleep(1.0)
+                browser.evaluate(f"document.querySelector('{EXPLORER}').closest('.jp-Cell').previousElementSibling"
+                                 ".scrollIntoView({block: 'start'}); true")
+                time.sleep(1.0)
+                path.write_bytes(base64.b64decode(browser.call("Page.captureScreenshot", format="png")["data"]))
+        finally:
+            lab.terminate()
+            lab.wait(timeout=30)
 
 
 def summary(times: dict[str, list[float]]) -> dict:
@@ -172,13 +191,14 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--screenshot", type=Path, help="also save a screenshot of the new explorer in JupyterLab")
-    parser.add_argument("--explore-screenshot", type=Path, help="only save a screenshot of `fakd explore` and stop")
+    parser.add_argument("--notebook-screenshot", type=Path,
+                        help="only save a screenshot of 01_affinity_explorer run in JupyterLab and stop")
     args = parser.parse_args()
     executable = find_browser()
     if executable is None:
         sys.exit("no Chromium found (Debian: apt-get install chromium)")
-    if args.explore_screenshot:
-        explore_screenshot(executable, args.explore_screenshot)
+    if args.notebook_screenshot:
+        notebook_screenshot(executable, args.notebook_screenshot)
         return
     with tempfile.TemporaryDirectory(prefix="fakd-latency-") as folder:
         port = free_port()

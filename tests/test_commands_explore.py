@@ -2,13 +2,15 @@
 and the page it serves is the explorer notebook with the command's choices as parameters."""
 
 import socket
+from pathlib import Path
 
 import nbformat
 import pytest
 from guarantees_support import random_image
 
 from fakd.cli import main
-from fakd.commands.explore import OFFLINE_TEMPLATE, write_app_notebook, write_offline_template
+from fakd.commands.explore import (CULL_EVERY_S, CULL_IDLE_S, HIDE_PRINTED, OFFLINE_TEMPLATE, server_command,
+                                   write_app_notebook, write_offline_template)
 
 
 def one_line(capsys, code: int) -> str:
@@ -33,6 +35,9 @@ def test_a_bad_image_or_model_is_one_line_before_any_server_starts(tmp_path, cap
     assert "nope.pt" in one_line(capsys, main(["explore", "--checkpoint", str(tmp_path / "nope.pt"), "--port", port]))
     assert "no shipped model" in one_line(capsys, main(["explore", "--teacher", "fakd:nope", "--port", port]))
     assert "without a trained model" in one_line(capsys, main(["explore", "--checkpoint", str(tmp_path), "--port", port]))
+    line = one_line(capsys, main(["explore", "--checkpoint", "fakd:rcan-cpu-student-fakd-x2-s0", "--port", port]))
+    assert line == ("fakd explore: error: fakd:rcan-cpu-student-fakd-x2-s0 is a ×2 model; the explorer compares ×4 "
+                    "models (the profile sets the scale)")
 
 
 def test_a_port_in_use_is_one_line(capsys):
@@ -43,16 +48,29 @@ def test_a_port_in_use_is_one_line(capsys):
     assert "choose another --port" in line
 
 
-def test_the_served_notebook_carries_the_choices_and_loads_nothing_from_the_network(tmp_path):
+def test_the_served_page_is_the_explorer_alone_with_the_choices_and_loads_nothing_from_the_network(tmp_path):
     image = random_image(tmp_path / "mine.png")
     path = write_app_notebook(tmp_path, {"image_path": str(image), "checkpoints": ["fakd:x"], "save_figures": False})
     notebook = nbformat.read(str(path), as_version=4)
+    nbformat.validate(notebook)
     injected = next(cell for cell in notebook.cells if "injected-parameters" in cell.metadata.get("tags", []))
-    assert f"image_path = {str(image)!r}" in injected.source.replace('"', "'")
+    assert f"image_path = {str(image)!r}" in injected.source and "checkpoints = ['fakd:x']" in injected.source
     assert "save_figures = False" in injected.source and "explorer_app(" in notebook.cells[-1].source
+    # no prose, no summaries, no saved figures: the parameters, the set-up and the widgets, titled
+    assert [cell.cell_type for cell in notebook.cells] == ["code"] * 4 and notebook.metadata["title"] == "Affinity explorer"
+    assert not any("print(" in cell.source or "save_figure(" in cell.source for cell in notebook.cells)
     template = write_offline_template(tmp_path / "jupyter") / "voila" / "templates" / OFFLINE_TEMPLATE
     page = (template / "index.html.j2").read_text()
     assert "https://" not in "".join(line for line in page.splitlines() if "<link" in line) and "extends" in page
+    assert page.index(HIDE_PRINTED) < page.index("endblock notebook_css")  # printed output hidden
+
+
+def test_kernels_are_culled_within_a_minute_without_their_page():
+    command = " ".join(server_command(Path("explorer.ipynb"), host="127.0.0.1", port=1))
+    assert CULL_IDLE_S + CULL_EVERY_S <= 50  # and the shutdown itself: gone within a minute
+    assert f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_S}" in command
+    assert f"--MappingKernelManager.cull_interval={CULL_EVERY_S}" in command
+    assert "--MappingKernelManager.cull_connected=False" in command and "'disable_check_xsrf': True" in command
 
 
 @pytest.mark.slow  # starts a real server: seconds

@@ -7,6 +7,11 @@ and draws it on a canvas, so a click costs one byte per map pixel on the wire (3
 at the cpu profile's 64×64 crop) and no image encoding (a matplotlib
 redraw of the old explorer took seconds). Pointer-down on a clickable panel (and pointer-move with
 ``hover`` on) sets ``pixel``; the app observes it and calls ``show`` with the new maps.
+
+Layout: a grid whose columns carry headers (``Column``: a map column or a colour-bar column); the map
+columns share the widget's width (``max_px`` at most each), so the maps are as large as the page
+allows. A colour bar (``Panel.source == "bar"``) is drawn from its palette with its range's values;
+captions and headers are HTML made in Python (names escaped there).
 """
 
 from __future__ import annotations
@@ -23,25 +28,41 @@ from matplotlib import colormaps
 from fakd.analysis.figures import AFFINITY_MAP, DIFFERENCE_MAP
 
 PALETTES = {"affinity": AFFINITY_MAP, "difference": DIFFERENCE_MAP, "agreement": "viridis"}
+MAX_PX = 384  # the largest side a map is drawn at (CSS pixels); smaller when the page is narrow
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the grid: its header (HTML) and whether it holds maps or colour bars."""
+
+    header: str
+    kind: str = "map"  # "map" | "bar"
 
 
 @dataclass
 class Panel:
     """One map to draw: ``values`` (h, w) (None: the image itself), its colour range and marks.
 
-    ``row`` groups panels into lines; ``marker`` (y, x) and ``box`` (top, left, h, w) are in the
-    panel's own pixels; ``clickable`` panels select a pixel of the image (same size as the image).
+    ``row`` and ``column`` place it in the grid (``rows`` > 1: it spans that many rows, e.g. the image
+    beside all taps); ``marker`` (y, x) and ``box`` (top, left, h, w) are in the panel's own pixels;
+    ``line`` marks one row and column of a matrix (the clicked pixel's position n); ``clickable``
+    panels select a pixel of the image (same size as the image). ``source="bar"``: a colour bar of
+    ``palette`` over ``limits`` (no values). ``title`` is the caption, as HTML.
     """
 
     title: str
     row: int
+    column: int = 0
     values: np.ndarray | None = None
     limits: tuple[float, float] = (0.0, 1.0)
     palette: str = "affinity"
     marker: tuple[int, int] | None = None
     box: tuple[int, int, int, int] | None = None
+    line: int | None = None
     clickable: bool = False
     overlay: bool = True
+    rows: int = 1
+    source: str = ""  # "" : "map" with values, else "image"; "bar": a colour bar
 
 
 def quantise(values: np.ndarray, *, limits: tuple[float, float]) -> np.ndarray:
@@ -72,17 +93,24 @@ class AffinityCanvas(anywidget.AnyWidget):
     palette_data = traitlets.Bytes(palette_bytes(list(PALETTES))).tag(sync=True)
     pixel = traitlets.List([0, 0]).tag(sync=True)
     hover = traitlets.Bool(False).tag(sync=True)
-    display_px = traitlets.Int(192).tag(sync=True)
+    columns = traitlets.List([]).tag(sync=True)
+    legend = traitlets.Unicode("").tag(sync=True)
+    max_px = traitlets.Int(MAX_PX).tag(sync=True)
     version = traitlets.Int(0).tag(sync=True)
 
-    def show(self, panels: Sequence[Panel], *, image: np.ndarray | None = None) -> None:
-        """Replace what is drawn in one message: ``panels`` (and the (h, w, 3) uint8 ``image``)."""
+    def show(self, panels: Sequence[Panel], *, columns: Sequence[Column] = (), legend: str = "",
+             image: np.ndarray | None = None) -> None:
+        """Replace what is drawn in one message: ``panels`` under ``columns`` with ``legend`` below
+        (HTML), and the (h, w, 3) uint8 ``image`` when it changed."""
         specs, chunks, offset = [], [], 0
         for panel in panels:
-            spec = {"title": panel.title, "row": panel.row, "palette": panel.palette, "clickable": panel.clickable,
-                    "overlay": panel.overlay, "marker": None if panel.marker is None else list(panel.marker),
-                    "box": None if panel.box is None else list(panel.box), "offset": offset}
-            if panel.values is None:
+            spec = {"title": panel.title, "row": panel.row, "column": panel.column, "rows": panel.rows,
+                    "palette": panel.palette, "clickable": panel.clickable, "overlay": panel.overlay,
+                    "marker": None if panel.marker is None else list(panel.marker),
+                    "box": None if panel.box is None else list(panel.box), "line": panel.line, "offset": offset}
+            if panel.source == "bar":
+                spec.update(source="bar", height=0, width=0, limits=[float(v) for v in panel.limits])
+            elif panel.values is None:
                 height, width = self.image_size if image is None else image.shape[:2]
                 spec.update(source="image", height=int(height), width=int(width))
             else:
@@ -95,6 +123,8 @@ class AffinityCanvas(anywidget.AnyWidget):
             if image is not None:
                 self.image = np.ascontiguousarray(image, dtype=np.uint8).tobytes()
                 self.image_size = [int(image.shape[0]), int(image.shape[1])]
+            self.columns = [{"header": column.header, "kind": column.kind} for column in columns]
+            self.legend = legend
             self.panels = specs
             self.maps = b"".join(chunks)
             self.version += 1

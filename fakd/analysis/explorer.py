@@ -12,6 +12,7 @@ added (``add_image``, ``add_model``: your photo, your checkpoint).
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -68,6 +69,10 @@ class AffinityExplorer:
     teacher: StudyModel
     students: list[StudyModel]
     notes: dict[str, str] = field(default_factory=dict)  # image → how it was made to fit ("" when whole)
+    photos: dict[str, np.ndarray] = field(default_factory=dict)  # image → the whole photo it is a region of
+    scale: int | None = None  # the scale every model must have (None: not checked)
+    chosen: str = ""  # the student shown first ("": the first); ``chosen_why`` says why it is that one
+    chosen_why: str = ""
 
     def __post_init__(self):
         if not self.students:
@@ -87,15 +92,38 @@ class AffinityExplorer:
     def model(self, name: str) -> StudyModel:
         return _named(self.models, name, kind="model")
 
-    def add_image(self, name: str, lr: torch.Tensor, *, note: str = "") -> str:
-        """Add an LR uint8 (3, h, w) image (a name already taken gets a number); returns its name."""
+    def add_image(self, name: str, lr: torch.Tensor, *, note: str = "", photo: np.ndarray | None = None) -> str:
+        """Add an LR uint8 (3, h, w) image (a name already taken gets a number); returns its name.
+        ``photo``: the whole (H, W, 3) photo ``lr`` is a region of (another region can be chosen)."""
         key = _unique(name, self.images)
         self.images[key] = lr
         self.notes[key] = note
+        if photo is not None:
+            self.photos[key] = photo
         return key
 
+    def replace_image(self, name: str, lr: torch.Tensor, *, note: str = "") -> None:
+        """Put another LR image under ``name`` (another region of a photo); its cached maps are dropped."""
+        self.images[name] = lr
+        self.notes[name] = note
+        for cache in (self._features, self._agreements):
+            for key in [key for key in cache if key[0] == name]:
+                del cache[key]
+
+    def same_model(self, entry: StudyModel) -> str | None:
+        """The name of a listed model loaded from the same checkpoint file as ``entry``, or None."""
+        path = _checkpoint_file(entry)
+        return next((model.name for model in self.models if path and _checkpoint_file(model) == path), None)
+
     def add_model(self, entry: StudyModel) -> str:
-        """Add a model as a student (a name already taken gets a number); returns its name."""
+        """Add a model as a student; returns its name. A model already listed (the same checkpoint file)
+        is not added twice: its name is returned. Another scale than the explorer's is a FakdError."""
+        if self.scale is not None and getattr(entry.model, "scale", self.scale) != self.scale:
+            raise FakdError(f"{entry.source or entry.name} is a ×{entry.model.scale} model; this explorer compares "
+                            f"×{self.scale} models")
+        listed = self.same_model(entry)
+        if listed is not None:
+            return listed
         entry.name = _unique(entry.name, [model.name for model in self.models])
         self.students.append(entry)
         return entry.name
@@ -141,10 +169,10 @@ class AffinityExplorer:
                       "student": crop_matrix(ours.units[tap], box=box, size=ours.size)} for tap in taps]
 
     def default_selection(self) -> dict:
-        """First image, first student, all taps, the image's centre pixel."""
+        """First image, the chosen student (else the first), all taps, the image's centre pixel."""
         image = next(iter(self.images))
         height, width = self.images[image].shape[-2:]
-        return {"image": image, "student": self.students[0].name, "tap": ALL_TAPS,
+        return {"image": image, "student": self.chosen or self.students[0].name, "tap": ALL_TAPS,
                 "pixel": (height // 2, width // 2)}
 
     def selection(self, *, image: str = "", student: str = "", tap: str = "",
@@ -200,6 +228,12 @@ def _named(entries: Sequence[StudyModel], name: str, *, kind: str) -> StudyModel
         if entry.name == name:
             return entry
     raise FakdError(f"unknown {kind} {name!r}; {kind}s: {', '.join(entry.name for entry in entries)}")
+
+
+def _checkpoint_file(entry: StudyModel) -> str:
+    """The real path of the checkpoint file a model was loaded from ("" for a model built in memory)."""
+    path = getattr(entry.model, "checkpoint_path", "")
+    return os.path.realpath(path) if path else ""
 
 
 def _cached(cache: OrderedDict, key, compute):
