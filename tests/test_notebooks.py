@@ -113,7 +113,7 @@ def test_study_chain_teacher_students_compare_report(tmp_path):
 
     sweep = pd.read_csv(runs / "students" / "results.csv")
     assert sweep["method"].tolist() == ["none", "fakd"]
-    assert sweep["psnr"].between(5, 40).all() and (sweep["teacher_run"] == str(teacher.resolve())).all()
+    assert sweep["psnr"].between(5, 40).all() and (sweep["teacher_run"] == "../../../teacher").all()
 
     compare = runs / "compare"
     headline = pd.DataFrame(rows(compare))

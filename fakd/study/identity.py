@@ -75,7 +75,10 @@ def _used_sets(profile: str | None, root: str, test_sets: tuple[str, ...]) -> tu
 
 def data_identity(parameters: dict) -> dict | None:
     """``{set name: digest}`` of the sets a run with these parameters reads from its data root (None: no root)."""
-    root = resolve_data_root(parameters.get("data_root") or None)
+    try:
+        root = resolve_data_root(parameters.get("data_root") or None)
+    except FakdError:
+        return {"missing": True}  # no such folder here: a run that needs it fails with its own message
     if root is None:
         return None
     found = {}
