@@ -38,6 +38,7 @@ import psutil
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 from browser_check import EXPLORER, Browser, click_explorer_pixel, find_browser  # noqa: E402
+from fakd.commands.explore import kernel_processes  # noqa: E402
 
 VIEWPORT = (1400, 900)
 PICKER = ".fakd-region-picker"
@@ -66,14 +67,8 @@ def family(server: subprocess.Popen) -> list[psutil.Process]:
 
 
 def kernels(server: subprocess.Popen) -> list[psutil.Process]:
-    found = []
-    for process in family(server)[1:]:
-        try:
-            if "ipykernel" in " ".join(process.cmdline()):
-                found.append(process)
-        except psutil.Error:
-            pass
-    return found
+    """The server's kernels, as `fakd explore` itself finds them."""
+    return kernel_processes(server)
 
 
 def memory_mb(server: subprocess.Popen) -> float:
